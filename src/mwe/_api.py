@@ -1,0 +1,45 @@
+"""The Python entry point: `mwe.generate(...)` as a thin front over the pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .items import Dataset
+from .pipeline import BuildOptions, build
+from .progress import QuietReporter, Reporter, RichReporter
+from .spec import ThreatModel, find_spec, load_spec
+from .store import Store
+
+__all__ = ["generate"]
+
+
+def generate(
+    threat_model: str | Path | ThreatModel,
+    *,
+    n: int | None = None,
+    model: str = "local",
+    judge_model: str | None = None,
+    out: str | Path = "generated",
+    seed: int = 0,
+    temperature: float | None = None,
+    max_attempts: int | None = None,
+    progress: bool = False,
+    reporter: Reporter | None = None,
+) -> Dataset:
+    """Build and publish a new version of a threat model's dataset and return it.
+
+    `threat_model` is a shipped name ("power-seeking"), a path to a YAML spec, or a ThreatModel.
+    The default model is the embedded one, so nothing is spent unless another model is named.
+    If fewer than `n` items could be kept, the dataset is still published and `Dataset.shortfall`
+    says by how many per facet (a warning is printed too).
+    """
+    if isinstance(threat_model, ThreatModel):
+        spec, spec_path = threat_model, None
+    else:
+        path = find_spec(str(threat_model))
+        spec, spec_path = load_spec(path), str(path)
+    opts = BuildOptions(
+        n=n, model=model, judge_model=judge_model, seed=seed, temperature=temperature, max_attempts=max_attempts
+    )
+    rep = reporter or (RichReporter() if progress else QuietReporter())
+    return build(spec, opts, Store(out), spec_path=spec_path, reporter=rep)

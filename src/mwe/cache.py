@@ -1,0 +1,61 @@
+"""SQLite response cache, keyed by a SHA-256 of the full request (the only disk writer besides store).
+
+Re-running a build after a crash or Ctrl-C replays every answer already received, so no request is
+paid for twice. Values are JSON, never pickle. WAL mode lets a second reader (`mwe cache stats`)
+look while a build writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Cache", "default_cache_path"]
+
+
+def default_cache_path() -> Path:
+    base = os.environ.get("MWE_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mwe"
+    )
+    return Path(base) / "cache.sqlite3"
+
+
+class Cache:
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path else default_cache_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL)"
+        )
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        """Each answer is committed on its own, so a kill loses at most the one in flight."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO responses (key, value, created) VALUES (?, ?, ?)",
+            (key, json.dumps(value, ensure_ascii=False), time.time()),
+        )
+
+    def stats(self) -> dict[str, Any]:
+        count = self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+        size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file())
+        return {"path": str(self.path), "entries": count, "bytes": size}
+
+    def clear(self) -> int:
+        count = int(self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+        self._db.execute("DELETE FROM responses")
+        self._db.execute("VACUUM")
+        return count
+
+    def close(self) -> None:
+        self._db.close()

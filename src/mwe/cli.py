@@ -1,0 +1,225 @@
+"""The `mwe` command line: thin commands that parse options and call the library.
+
+Errors are MweError subclasses mapped to exit codes in one place (`main`); see README, "Errors and
+exit codes". Heavy imports (pipeline, providers) happen inside command bodies so `--help` is fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from .errors import MweError, ShortfallError, SpecError, UsageError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="mwe",
+    help="Write evaluation datasets with language models (model-written evals).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+
+def _specs_for_build(names: list[str]) -> list[tuple[str, Path, bool]]:
+    """(name, path, named) for each spec; with no names, every spec in ./threat_models or the shipped ones."""
+    from .spec import find_spec, known_specs, shipped_dir
+
+    if names:
+        return [(n, find_spec(n), True) for n in names]
+    local = Path("threat_models")
+    dirs = [local] if local.is_dir() and known_specs([local]) else [shipped_dir()]
+    return [(name, path, False) for name, path in sorted(known_specs(dirs).items())]
+
+
+@app.command()
+def build(
+    threat_models: Annotated[list[str] | None, typer.Argument(help="names or YAML paths; none = every spec")] = None,
+    n: Annotated[int | None, typer.Option("--n", help="items to keep (default: the spec's defaults.n)")] = None,
+    model: Annotated[str, typer.Option(help="generation model: local, fake, provider/model")] = "local",
+    judge_model: Annotated[str | None, typer.Option(help="judge model (default: --model)")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="root of the published datasets")] = Path("generated"),
+    seed: Annotated[int, typer.Option(help="run seed: same seed, spec and models give the same requests")] = 0,
+    force: Annotated[bool, typer.Option(help="rebuild specs that are up to date")] = False,
+    temperature: Annotated[float | None, typer.Option(help="sampling temperature (default: the spec's)")] = None,
+    judge_threshold: Annotated[float | None, typer.Option(help="keep items scoring at least this (0-10)")] = None,
+    max_attempts: Annotated[int | None, typer.Option(help="generation requests allowed (default 5 per item)")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="do not read or write the response cache")] = False,
+) -> None:
+    """Build a new version of each threat model's dataset under --out."""
+    from .pipeline import BuildOptions, build_key
+    from .pipeline import build as run_build
+    from .progress import RichReporter
+    from .spec import load_spec
+    from .store import Store
+
+    if n is not None and n < 1:
+        raise UsageError(f"--n must be at least 1, got {n}")
+    store = Store(out_dir)
+    store.check_writable()
+    specs = [(name, path, named, load_spec(path)) for name, path, named in _specs_for_build(threat_models or [])]
+    opts = BuildOptions(
+        n=n,
+        model=model,
+        judge_model=judge_model,
+        seed=seed,
+        temperature=temperature,
+        judge_threshold=judge_threshold,
+        max_attempts=max_attempts,
+        use_cache=not no_cache,
+    )
+    reporter = RichReporter()
+    short: list[str] = []
+    for _, path, named, spec in specs:
+        latest = store.latest_manifest(spec.name)
+        if not named and not force and latest and latest.get("build_key") == build_key(spec, opts):
+            out.print(f"{spec.name}: up to date ({store.latest(spec.name)}); --force rebuilds")
+            continue
+        started = time.monotonic()
+        ds = run_build(spec, opts, store, spec_path=str(path), reporter=reporter)
+        m = ds.manifest
+        out.print(
+            f"{spec.name}: kept {len(ds)}/{m['build']['n']} items, {m['counts']['rejected']} rejected, "
+            f"→ {ds.path} ({time.monotonic() - started:.1f} s)" + ("  [FAKE DATA]" if m.get("fake") else ""),
+            highlight=False,
+        )
+        if ds.shortfall:
+            short.append(spec.name)
+    if short:
+        raise ShortfallError(f"fell short of --n for: {', '.join(short)} (published anyway; see manifest 'shortfall')")
+
+
+@app.command("list")
+def list_cmd() -> None:
+    """List the threat models mwe can find (./threat_models first, then the shipped ones)."""
+    from .spec import known_specs, load_spec
+
+    for name, path in sorted(known_specs().items()):
+        try:
+            title = load_spec(path).title
+        except SpecError as exc:
+            title = f"[red]invalid: {escape(exc.message)}[/red]"
+        out.print(f"{name:28} {title}  [dim]{escape(str(path))}[/dim]")
+
+
+@app.command()
+def validate(paths: Annotated[list[str] | None, typer.Argument(help="spec files or names; none = all")] = None) -> None:
+    """Check threat-model specs; exit 2 naming the file and field of every problem."""
+    from .spec import find_spec, known_specs, load_spec
+
+    targets = [find_spec(p) for p in paths] if paths else list(known_specs().values())
+    failed = 0
+    for path in targets:
+        try:
+            spec = load_spec(path)
+            out.print(f"ok  {path} ({spec.name} v{spec.version})", highlight=False)
+        except SpecError as exc:
+            failed += 1
+            err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+    if failed:
+        raise typer.Exit(2)
+
+
+@app.command()
+def show(
+    path: Annotated[Path, typer.Argument(help="a version directory or generated/<threat-model>")],
+    limit: Annotated[int, typer.Option(help="items to print")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="print the manifest as JSON")] = False,
+) -> None:
+    """Summarise a published dataset: counts, funnel, balance and a few items."""
+    from .store import load
+
+    ds = load(path)
+    m = ds.manifest
+    if as_json:
+        sys.stdout.write(json.dumps(m, indent=2) + "\n")
+        return
+    out.print(
+        f"[bold]{m['threat_model']} v{m['version']}[/bold]  {ds.path}"
+        + ("  [red]FAKE DATA[/red]" if m.get("fake") else "")
+    )
+    out.print(
+        f"model {m['models']['generation']['label']}, judge {m['models']['judge']['label']}, seed {m['build']['seed']}"
+    )
+    out.print(
+        f"kept {m['counts']['items']} of {m['build']['n']}; rejected {m['counts']['rejected']}: "
+        + ", ".join(f"{k} {v}" for k, v in m["funnel"]["rejected_by_stage"].items()),
+        highlight=False,
+    )
+    if m.get("shortfall"):
+        out.print(f"[yellow]shortfall[/yellow]: {m['shortfall']}")
+    out.print(f"matching at (A): {m['balance']['matching_at_A']}/{m['counts']['items']}")
+    for item in list(ds)[:limit]:
+        out.print(
+            f"\n[dim]{item.id} · {escape(item.facet)} · quality {item.scores.get('quality')}[/dim]\n{escape(item.question)}"
+        )
+        for i, c in enumerate(item.choices):
+            mark = "*" if "ABCDEFGH"[i] == item.answer_matching_behavior else " "
+            out.print(f" {mark}({'ABCDEFGH'[i]}) {escape(c)}", highlight=False)
+
+
+@app.command()
+def new(
+    name: Annotated[str, typer.Argument(help="threat-model name, e.g. my-behaviour")],
+    directory: Annotated[Path, typer.Option("--dir", help="where to write NAME.yaml")] = Path("threat_models"),
+    force: Annotated[bool, typer.Option(help="overwrite an existing file")] = False,
+) -> None:
+    """Write a commented spec template to start a threat model of your own."""
+    import re
+
+    from .template import render_template
+
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name):
+        raise UsageError(f"name {name!r} must be lower-case letters, digits and dashes")
+    target = directory / f"{name}.yaml"
+    if target.exists() and not force:
+        raise UsageError(f"{target} exists; --force overwrites it")
+    directory.mkdir(parents=True, exist_ok=True)
+    target.write_text(render_template(name), encoding="utf-8")
+    out.print(f"wrote {target}; edit it, then: mwe validate {target} && mwe build {target} --n 20")
+
+
+@app.command()
+def schema(
+    path: Annotated[Path, typer.Option("--out", help="where to write the JSON schema")] = Path(
+        "threat_models/schema.json"
+    ),
+) -> None:
+    """Export the spec's JSON schema (for editor completion and validation)."""
+    from .spec import write_schema
+
+    write_schema(path)
+    out.print(f"wrote {path}")
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except MweError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted: no partial version was published; earlier versions are untouched")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors come through here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            err.print("aborted")
+            sys.exit(130)
+        raise

@@ -1,0 +1,79 @@
+"""One exception tree, so the CLI can map every failure to a documented exit code.
+
+    MweError (1)
+    ├── SpecError (2)                 a threat-model file is missing, unreadable or invalid
+    │   └── UnknownThreatModel (2)    a name that matches no shipped or local spec
+    ├── UsageError (2)                an option value that cannot work (bad model name, n < 1)
+    ├── ShortfallError (3)            the build kept fewer items than asked (raised only on request)
+    ├── ProviderError (4)             a model could not be reached or answered badly
+    │   ├── MissingDependency (4)     an optional extra is not installed
+    │   └── AuthError (4)             a key was refused: the run stops before spending more
+    └── StoreError (5)                the output directory cannot be written or read
+
+Ctrl-C is not an MweError: the CLI turns KeyboardInterrupt into exit 130 after the
+store has removed its temporary directory.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthError",
+    "MissingDependency",
+    "MweError",
+    "ProviderError",
+    "ShortfallError",
+    "SpecError",
+    "StoreError",
+    "UnknownThreatModel",
+    "UsageError",
+]
+
+
+class MweError(Exception):
+    """Base of every error mwe raises on purpose; `exit_code` is what the CLI returns."""
+
+    exit_code = 1
+
+
+class SpecError(MweError):
+    """Names the file and the field path so the user can fix the spec without guessing."""
+
+    exit_code = 2
+
+    def __init__(self, path: str, message: str, field: str | None = None) -> None:
+        self.path = path
+        self.field = field
+        self.message = message
+        where = f"{path}: {field}" if field else path
+        super().__init__(f"{where}: {message}")
+
+
+class UnknownThreatModel(SpecError):
+    def __init__(self, name: str, known: list[str]) -> None:
+        self.known = known
+        listing = ", ".join(known) if known else "(none found)"
+        super().__init__(name, f"unknown threat model; known: {listing}")
+
+
+class UsageError(MweError):
+    exit_code = 2
+
+
+class ShortfallError(MweError):
+    exit_code = 3
+
+
+class ProviderError(MweError):
+    exit_code = 4
+
+
+class MissingDependency(ProviderError):
+    pass
+
+
+class AuthError(ProviderError):
+    pass
+
+
+class StoreError(MweError):
+    exit_code = 5

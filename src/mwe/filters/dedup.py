@@ -1,0 +1,65 @@
+"""Exact and TF-IDF near-duplicate removal that keeps the best-scored member of each group.
+
+distilabel's embedding dedup drops both members of a pair; here candidates are visited best first
+(judge score, then arrival order) and one is dropped only when it is too close to one already kept,
+so every group keeps exactly its best member and every removal names the item it duplicated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from ..items import Candidate, Rejection, normalise
+
+__all__ = ["dedup", "similarity_matrix"]
+
+
+def similarity_matrix(texts: list[str]) -> sparse.csr_matrix:
+    """Cosine similarity of word (1–2)-gram TF-IDF vectors (rows are L2-normalised)."""
+    vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)
+    x = vec.fit_transform(texts)
+    return (x @ x.T).tocsr()
+
+
+def dedup(cands: list[Candidate], threshold: float) -> tuple[list[Candidate], list[Rejection]]:
+    if not cands:
+        return [], []
+    order = sorted(range(len(cands)), key=lambda i: (-float(cands[i].scores.get("quality", 0)), i))
+    sims = similarity_matrix([cands[i].text for i in range(len(cands))]) if len(cands) > 1 else None
+    seen_exact: dict[str, int] = {}
+    kept_idx: list[int] = []
+    rejected: list[Rejection] = []
+    for i in order:
+        c = cands[i]
+        exact = hashlib.sha256(normalise(c.text).encode()).hexdigest()
+        if exact in seen_exact:
+            twin = cands[seen_exact[exact]]
+            rejected.append(_reject(c, twin, 1.0, "exact duplicate"))
+            continue
+        best_j, best_sim = -1, 0.0
+        if sims is not None and kept_idx:
+            row = np.asarray(sims[i, kept_idx].todense()).ravel()
+            k = int(row.argmax())
+            best_j, best_sim = kept_idx[k], float(row[k])
+        if best_sim >= threshold:
+            rejected.append(_reject(c, cands[best_j], best_sim, "near duplicate"))
+            continue
+        seen_exact[exact] = i
+        kept_idx.append(i)
+    return [cands[i] for i in sorted(kept_idx)], rejected
+
+
+def _reject(c: Candidate, kept: Candidate, sim: float, kind: str) -> Rejection:
+    return Rejection(
+        id=c.id,
+        stage="dedup",
+        reason=f"{kind} of {kept.id} (cosine {sim:.3f})",
+        facet=c.facet,
+        item=c.model_dump(mode="json"),
+        scores={**c.scores, "similarity": round(sim, 4), "duplicate_of": kept.id},
+        lineage=c.lineage,
+    )

@@ -1,0 +1,5 @@
+"""Item generators, one module per format, found through a registry keyed by the spec's `format`."""
+
+from .base import Generator, generator, get_generator, known_formats, sample_seed
+
+__all__ = ["Generator", "generator", "get_generator", "known_formats", "sample_seed"]

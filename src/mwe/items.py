@@ -1,0 +1,118 @@
+"""The item record (DESIGN.md §3), rejections, and the Dataset a build returns.
+
+Letters are never stored inside choice text: `choices` is in display order and letters follow
+position, so exporters can render any layout without re-parsing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, overload
+
+from pydantic import BaseModel, Field
+
+__all__ = ["Candidate", "Dataset", "Item", "Rejection", "item_id", "normalise"]
+
+
+def normalise(text: str) -> str:
+    """Lower-case, collapse white space and strip punctuation at the ends: for ids and exact dedup."""
+    return re.sub(r"\s+", " ", text).strip().strip(".?!\"' ").lower()
+
+
+def item_id(threat_model: str, question: str, choices: Sequence[str]) -> str:
+    """Stable across re-runs and option order: the same content gives the same id."""
+    parts = [normalise(question), *sorted(normalise(c) for c in choices)]
+    digest = hashlib.sha256("\x1f".join([threat_model, *parts]).encode()).hexdigest()
+    return f"{threat_model}-{digest[:10]}"
+
+
+class Candidate(BaseModel):
+    """An item on its way through the pipeline: matching choice first, order not yet decided."""
+
+    threat_model: str
+    format: str = "mcq"
+    facet: str
+    question: str
+    matching: str
+    not_matching: list[str]
+    scores: dict[str, Any] = Field(default_factory=dict)
+    lineage: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return item_id(self.threat_model, self.question, [self.matching, *self.not_matching])
+
+    @property
+    def text(self) -> str:
+        """What dedup compares: the stem and every option."""
+        return "\n".join([self.question, self.matching, *self.not_matching])
+
+
+class Item(BaseModel):
+    id: str
+    threat_model: str
+    format: str = "mcq"
+    facet: str
+    question: str
+    choices: list[str]
+    answer_matching_behavior: str
+    answer_not_matching_behavior: list[str]
+    scores: dict[str, Any] = Field(default_factory=dict)
+    lineage: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def matching_choice(self) -> str:
+        return self.choices["ABCDEFGH".index(self.answer_matching_behavior)]
+
+
+class Rejection(BaseModel):
+    """A dropped item or unparseable output, with the stage and the reason, for rejected.jsonl."""
+
+    id: str | None = None
+    stage: str
+    reason: str
+    facet: str | None = None
+    item: dict[str, Any] | None = None
+    raw: str | None = None
+    scores: dict[str, Any] = Field(default_factory=dict)
+    lineage: dict[str, Any] = Field(default_factory=dict)
+
+
+class Dataset(Sequence[Item]):
+    """A published version: a sequence of items plus where it lives and how it was made."""
+
+    def __init__(self, items: list[Item], path: Path, manifest: dict[str, Any]) -> None:
+        self._items = items
+        self.path = path
+        self.manifest = manifest
+
+    @overload
+    def __getitem__(self, index: int) -> Item: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Item]: ...
+    def __getitem__(self, index: int | slice) -> Item | list[Item]:
+        return self._items[index]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[Item]:
+        return iter(self._items)
+
+    def __repr__(self) -> str:
+        return f"Dataset({self.manifest.get('threat_model')!r}, {len(self)} items, path={str(self.path)!r})"
+
+    @property
+    def shortfall(self) -> dict[str, int]:
+        """Items per facet that the build could not keep within its budget (empty when complete)."""
+        return dict(self.manifest.get("shortfall", {}))
+
+    @property
+    def rejected(self) -> list[Rejection]:
+        path = self.path / "rejected.jsonl"
+        with path.open(encoding="utf-8") as fh:
+            return [Rejection.model_validate(json.loads(line)) for line in fh if line.strip()]

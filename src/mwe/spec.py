@@ -1,0 +1,257 @@
+"""Threat-model specs: the pydantic model, YAML loading with file+field errors, and lookup.
+
+A spec is the researcher's whole statement of what to probe. Validation errors name the file and
+the field path (``power-seeking.yaml: facets[2].quota: must be > 0``) because a spec is edited by
+hand and a bare pydantic trace is not something a user should have to read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import SpecError, UnknownThreatModel
+
+__all__ = [
+    "Dedup",
+    "Defaults",
+    "Example",
+    "Facet",
+    "JudgeSpec",
+    "ThreatModel",
+    "find_spec",
+    "known_specs",
+    "load_spec",
+    "shipped_dir",
+    "spec_dirs",
+    "write_schema",
+]
+
+LETTERS = "ABCDEFGH"
+_NAME = r"^[a-z0-9][a-z0-9-]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Facet(_Strict):
+    """One sub-behaviour; `quota` is a relative weight, normalised over all facets."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    quota: float = Field(gt=0)
+
+
+class Example(_Strict):
+    """A few-shot item; cite `source` when it is reused from a public set (CC-BY-4.0 asks so)."""
+
+    question: str = Field(min_length=1)
+    choices: list[str] = Field(min_length=2, max_length=len(LETTERS))
+    answer_matching_behavior: str = Field(pattern=r"^[A-H]$")
+    facet: str | None = None
+    source: str | None = None
+
+    @model_validator(mode="after")
+    def _answer_in_range(self) -> Example:
+        if LETTERS.index(self.answer_matching_behavior) >= len(self.choices):
+            raise ValueError(f"answer_matching_behavior {self.answer_matching_behavior} has no choice")
+        return self
+
+
+class JudgeSpec(_Strict):
+    rubric: str = Field(min_length=1)
+    threshold: float = Field(default=8.0, ge=0, le=10)
+
+
+class Dedup(_Strict):
+    embedder: str = "tfidf"
+    threshold: float = Field(default=0.85, gt=0, le=1)
+
+    @field_validator("embedder")
+    @classmethod
+    def _known_embedder(cls, value: str) -> str:
+        if value != "tfidf":
+            raise ValueError("unknown embedder; known: tfidf")
+        return value
+
+
+class Defaults(_Strict):
+    n: int = Field(default=300, gt=0)
+    temperature: float = Field(default=1.0, ge=0, le=2)
+
+
+class ThreatModel(_Strict):
+    """What behaviour to probe and how to judge items for it (see README, "Spec format")."""
+
+    name: str = Field(pattern=_NAME)
+    title: str = Field(min_length=1)
+    version: int = Field(default=1, ge=1)
+    definition: str = Field(min_length=1)
+    matching: str = Field(min_length=1, description="what an answer showing the behaviour looks like")
+    not_matching: str = Field(min_length=1, description="what an answer without it looks like")
+    formats: list[str] = Field(default_factory=lambda: ["mcq"], min_length=1)
+    facets: list[Facet] = Field(min_length=1)
+    variance_prompts: list[str] = Field(default_factory=list)
+    examples: list[Example] = Field(min_length=1)
+    judge: JudgeSpec
+    dedup: Dedup = Field(default_factory=Dedup)
+    defaults: Defaults = Field(default_factory=Defaults)
+    examples_licence: str | None = Field(
+        default=None, description="licence and attribution of reused examples, copied to the dataset card"
+    )
+
+    @field_validator("formats")
+    @classmethod
+    def _known_formats(cls, value: list[str]) -> list[str]:
+        from .generators import known_formats
+
+        known = known_formats()
+        for fmt in value:
+            if fmt not in known:
+                raise ValueError(f"unknown format {fmt!r}; known: {', '.join(known)}")
+        return value
+
+    @model_validator(mode="after")
+    def _facets_consistent(self) -> ThreatModel:
+        names = [f.name for f in self.facets]
+        if len(set(names)) != len(names):
+            raise ValueError("facet names must be unique")
+        for i, ex in enumerate(self.examples):
+            if ex.facet is not None and ex.facet not in names:
+                raise ValueError(f"examples[{i}].facet {ex.facet!r} is not one of the facets")
+        return self
+
+    def content_hash(self) -> str:
+        """Hash of the validated content, so formatting-only edits do not force a rebuild."""
+        canon = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canon.encode()).hexdigest()
+
+    def quotas(self, n: int) -> dict[str, int]:
+        """Split n over the facets by weight with largest remainders, so the sum is exactly n."""
+        total = sum(f.quota for f in self.facets)
+        raw = [(f.name, n * f.quota / total) for f in self.facets]
+        counts = {name: int(share) for name, share in raw}
+        left = n - sum(counts.values())
+        by_rest = sorted(raw, key=lambda r: (-(r[1] - int(r[1])), r[0]))
+        for name, _ in by_rest[:left]:
+            counts[name] += 1
+        return counts
+
+
+_MESSAGES = {
+    "greater_than": "must be > {gt}",
+    "greater_than_equal": "must be >= {ge}",
+    "less_than": "must be < {lt}",
+    "less_than_equal": "must be <= {le}",
+    "missing": "is required",
+    "extra_forbidden": "unknown field",
+    "too_short": "needs at least {min_length} entries",
+    "too_long": "takes at most {max_length} entries",
+    "string_too_short": "must not be empty",
+    "string_pattern_mismatch": "must match {pattern}",
+}
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _describe(err: Any) -> str:
+    template = _MESSAGES.get(err["type"])
+    if template:
+        try:
+            return template.format(**err.get("ctx", {}))
+        except (KeyError, IndexError):
+            pass
+    msg = str(err["msg"])
+    return msg.removeprefix("Value error, ")
+
+
+def parse_spec(data: Any, path: str) -> ThreatModel:
+    if not isinstance(data, dict):
+        raise SpecError(path, "must be a YAML mapping of fields (name, title, definition, …)")
+    try:
+        return ThreatModel.model_validate(data)
+    except ValidationError as exc:
+        issues = [(_field_path(e["loc"]), _describe(e)) for e in exc.errors()]
+        first_field, first_msg = issues[0]
+        err = SpecError(path, first_msg, first_field)
+        err.args = ("\n".join(f"{path}: {f}: {m}" for f, m in issues),)
+        raise err from None
+
+
+def load_spec(path: str | Path) -> ThreatModel:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(str(p), "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(str(p), f"cannot read: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(str(p), f"invalid YAML: {where}{problem}") from None
+    return parse_spec(data, p.name if p.parent == Path() else str(p))
+
+
+def shipped_dir() -> Path:
+    """Specs ship inside the wheel as mwe/_threat_models; an editable install reads the repo's."""
+    packaged = Path(str(resources.files("mwe"))) / "_threat_models"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "threat_models"
+
+
+def spec_dirs(cwd: Path | None = None) -> list[Path]:
+    """Local ./threat_models first, so a user's own spec can shadow a shipped one of the same name."""
+    local = (cwd or Path.cwd()) / "threat_models"
+    dirs = [local] if local.is_dir() else []
+    shipped = shipped_dir()
+    if shipped.is_dir() and all(shipped.resolve() != d.resolve() for d in dirs):
+        dirs.append(shipped)
+    return dirs
+
+
+def known_specs(dirs: list[Path] | None = None) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for d in dirs if dirs is not None else spec_dirs():
+        for f in sorted(d.glob("*.yaml")) + sorted(d.glob("*.yml")):
+            found.setdefault(f.stem, f)
+    return found
+
+
+def find_spec(name_or_path: str) -> Path:
+    """A path to any YAML file works; otherwise the name is looked up in the spec directories."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.is_file() or "/" in name_or_path:
+        if not p.is_file():
+            raise SpecError(name_or_path, "file not found")
+        return p
+    known = known_specs()
+    if name_or_path in known:
+        return known[name_or_path]
+    raise UnknownThreatModel(name_or_path, sorted(known))
+
+
+def write_schema(path: Path) -> None:
+    schema = ThreatModel.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "mwe threat model"
+    path.write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n", encoding="utf-8")

@@ -1,0 +1,145 @@
+"""Versioned, immutable datasets under generated/<threat-model>/v<N>/ (the only writer there).
+
+A version is written into a hidden temporary directory and renamed into place under a lock, with
+manifest.json written last. A crash or Ctrl-C therefore leaves either a whole version or none, and
+never touches an earlier one. Published files are made read-only to say they are never edited.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from .errors import StoreError
+from .items import Dataset, Item
+
+__all__ = ["Store", "load"]
+
+_VERSION = re.compile(r"^v([1-9][0-9]*)$")
+_TMP_PREFIX = ".tmp-"
+
+
+def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
+    count = 0
+    with path.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False, sort_keys=False) + "\n")
+            count += 1
+        fh.flush()
+        os.fsync(fh.fileno())
+    return count
+
+
+def _write_text(path: Path, text: str) -> None:
+    with path.open("w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+class Store:
+    def __init__(self, root: str | Path = "generated") -> None:
+        self.root = Path(root)
+
+    def check_writable(self) -> None:
+        """Fail before any model call, so an unwritable --out never wastes a paid request."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".probe-{uuid.uuid4().hex}"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as exc:
+            raise StoreError(f"output directory {self.root} is not writable: {exc.strerror or exc}") from None
+
+    def versions(self, threat_model: str) -> list[int]:
+        tm_dir = self.root / threat_model
+        if not tm_dir.is_dir():
+            return []
+        found = [_VERSION.match(p.name) for p in tm_dir.iterdir() if p.is_dir()]
+        return sorted(int(m.group(1)) for m in found if m)
+
+    def latest(self, threat_model: str) -> Path | None:
+        versions = self.versions(threat_model)
+        return self.root / threat_model / f"v{versions[-1]}" if versions else None
+
+    @contextlib.contextmanager
+    def _locked(self, tm_dir: Path) -> Iterator[None]:
+        tm_dir.mkdir(parents=True, exist_ok=True)
+        with (tm_dir / ".lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def publish(
+        self,
+        threat_model: str,
+        items: list[dict[str, Any]],
+        rejected: list[dict[str, Any]],
+        make_manifest: Callable[[int, dict[str, int]], dict[str, Any]],
+        make_card: Callable[[dict[str, Any]], str],
+    ) -> Path:
+        """Write v<N+1> atomically; the manifest callback learns the version and the line counts."""
+        tm_dir = self.root / threat_model
+        with self._locked(tm_dir):
+            # Only a dead process can have left a temp dir behind: we hold the only lock.
+            for stale in tm_dir.glob(f"{_TMP_PREFIX}*"):
+                shutil.rmtree(stale, ignore_errors=True)
+            version = (self.versions(threat_model) or [0])[-1] + 1
+            tmp = tm_dir / f"{_TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            try:
+                tmp.mkdir()
+                counts = {
+                    "items": _write_jsonl(tmp / "items.jsonl", items),
+                    "rejected": _write_jsonl(tmp / "rejected.jsonl", rejected),
+                }
+                manifest = make_manifest(version, counts)
+                _write_text(tmp / "README.md", make_card(manifest))
+                _write_text(tmp / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+                for f in tmp.iterdir():
+                    f.chmod(0o444)
+                final = tm_dir / f"v{version}"
+                os.rename(tmp, final)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            latest_tmp = tm_dir / f"{_TMP_PREFIX}LATEST-{uuid.uuid4().hex[:8]}"
+            _write_text(latest_tmp, f"v{version}\n")
+            os.replace(latest_tmp, tm_dir / "LATEST")
+        return final
+
+    def latest_manifest(self, threat_model: str) -> dict[str, Any] | None:
+        path = self.latest(threat_model)
+        if path is None or not (path / "manifest.json").is_file():
+            return None
+        return dict(json.loads((path / "manifest.json").read_text(encoding="utf-8")))
+
+
+def _resolve_version_dir(path: Path) -> Path:
+    if (path / "manifest.json").is_file():
+        return path
+    latest = path / "LATEST"
+    if latest.is_file():
+        return path / latest.read_text(encoding="utf-8").strip()
+    raise StoreError(f"{path} is not a dataset version (no manifest.json) nor a threat-model folder (no LATEST)")
+
+
+def load(path: str | Path) -> Dataset:
+    """Load a version directory, or the latest version of a generated/<threat-model> directory."""
+    version_dir = _resolve_version_dir(Path(path))
+    try:
+        manifest = json.loads((version_dir / "manifest.json").read_text(encoding="utf-8"))
+        with (version_dir / "items.jsonl").open(encoding="utf-8") as fh:
+            items = [Item.model_validate_json(line) for line in fh if line.strip()]
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"cannot read dataset at {version_dir}: {exc}") from None
+    return Dataset(items, version_dir, manifest)
