@@ -16,6 +16,8 @@ from .providers.base import ClassifyRequest, Completion, CompletionRequest, Prog
 __all__ = ["Engine", "StageUsage"]
 
 R = TypeVar("R", CompletionRequest, ClassifyRequest)
+CHUNK = 8
+"""Requests sent to a provider at once: enough to keep its workers busy, few enough to lose little."""
 T = TypeVar("T")
 
 
@@ -56,9 +58,11 @@ class Engine:
                 missing.append(i)
         if progress and len(requests) > len(missing):
             progress(len(requests) - len(missing))
-        if missing:
-            answers = send([requests[i] for i in missing], progress)
-            for i, answer in zip(missing, answers, strict=True):
+        # Send in chunks and cache each chunk as it lands: a kill loses at most one chunk's answers.
+        for start in range(0, len(missing), CHUNK):
+            chunk = missing[start : start + CHUNK]
+            answers = send([requests[i] for i in chunk], progress)
+            for i, answer in zip(chunk, answers, strict=True):
                 results[i] = answer
                 if self.cache is not None and cacheable(answer):
                     self.cache.put(keys[i], encode(answer))

@@ -34,7 +34,7 @@ class RichReporter:
     def __init__(self) -> None:
         from rich.console import Console
 
-        self.console = Console(stderr=True)
+        self.console = Console(stderr=True, soft_wrap=True)
 
     @contextlib.contextmanager
     def stage(self, description: str, total: int) -> Iterator[Callable[[int], None]]:

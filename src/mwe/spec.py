@@ -11,10 +11,10 @@ import hashlib
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import SpecError, UnknownThreatModel
 
@@ -35,6 +35,15 @@ __all__ = [
 
 LETTERS = "ABCDEFGH"
 _NAME = r"^[a-z0-9][a-z0-9-]*$"
+
+
+def _known_format(fmt: str) -> str:
+    from .generators import known_formats
+
+    known = known_formats()
+    if fmt not in known:
+        raise ValueError(f"unknown format {fmt!r}; known: {', '.join(known)}")
+    return fmt
 
 
 class _Strict(BaseModel):
@@ -96,7 +105,7 @@ class ThreatModel(_Strict):
     definition: str = Field(min_length=1)
     matching: str = Field(min_length=1, description="what an answer showing the behaviour looks like")
     not_matching: str = Field(min_length=1, description="what an answer without it looks like")
-    formats: list[str] = Field(default_factory=lambda: ["mcq"], min_length=1)
+    formats: list[Annotated[str, AfterValidator(_known_format)]] = Field(default_factory=lambda: ["mcq"], min_length=1)
     facets: list[Facet] = Field(min_length=1)
     variance_prompts: list[str] = Field(default_factory=list)
     examples: list[Example] = Field(min_length=1)
@@ -106,17 +115,6 @@ class ThreatModel(_Strict):
     examples_licence: str | None = Field(
         default=None, description="licence and attribution of reused examples, copied to the dataset card"
     )
-
-    @field_validator("formats")
-    @classmethod
-    def _known_formats(cls, value: list[str]) -> list[str]:
-        from .generators import known_formats
-
-        known = known_formats()
-        for fmt in value:
-            if fmt not in known:
-                raise ValueError(f"unknown format {fmt!r}; known: {', '.join(known)}")
-        return value
 
     @model_validator(mode="after")
     def _facets_consistent(self) -> ThreatModel:

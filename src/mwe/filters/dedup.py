@@ -8,18 +8,19 @@ so every group keeps exactly its best member and every removal names the item it
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import numpy as np
-from scipy import sparse
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from ..items import Candidate, Rejection, normalise
 
 __all__ = ["dedup", "similarity_matrix"]
 
 
-def similarity_matrix(texts: list[str]) -> sparse.csr_matrix:
-    """Cosine similarity of word (1–2)-gram TF-IDF vectors (rows are L2-normalised)."""
+def similarity_matrix(texts: list[str]) -> Any:
+    """Cosine similarity of word (1–2)-gram TF-IDF vectors (rows are L2-normalised), as a sparse matrix."""
+    from sklearn.feature_extraction.text import TfidfVectorizer  # imported here: `import mwe` stays fast
+
     vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)
     x = vec.fit_transform(texts)
     return (x @ x.T).tocsr()

@@ -3,7 +3,7 @@
 Without scripted outputs it writes varied, plausible A/B items in the completion layout the mcq
 generator asks for, about the facet named in the prompt, and now and then (seeded) a bad one — a
 refusal, a `<META_START>` artifact, identical options, an unparseable answer, or an exact repeat —
-so every filter has work to do. Its judge gives a hash-derived P(Yes). Tests can script both:
+so every filter has work to do. Its judge gives a hash-derived P(Yes) (0.5 for a content-free item). Tests can script both:
 `FakeProvider(outputs=[...] | iterator | callable, verdicts=callable)`, as inspect_ai's mockllm does.
 """
 
@@ -189,7 +189,8 @@ class FakeProvider(Provider):
                 probs = list(self._verdicts(req))
             else:
                 tail = req.prompt.rsplit("\nQuestion:", 1)[-1]
-                p = 0.35 + 0.65 * _u("verdict", tail)
+                # An unbiased judge: no lean on a content-free item, a hash-spread score otherwise.
+                p = 0.5 if tail.startswith(" N/A\n") else 0.35 + 0.65 * _u("verdict", tail)
                 probs = [p] + [(1 - p) / (len(req.options) - 1)] * (len(req.options) - 1)
             out.append(probs)
             if progress:

@@ -1,0 +1,58 @@
+"""The embedded Gemma 3 270M through llama.cpp, for real (the test command installs the `local` extra)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import mwe
+from mwe.providers.base import ClassifyRequest, CompletionRequest
+from mwe.providers.local import LocalProvider
+
+pytestmark = pytest.mark.local
+
+
+@pytest.fixture(scope="module")
+def local() -> Iterator[LocalProvider]:
+    provider = LocalProvider()
+    yield provider
+    provider.close()
+
+
+def test_completion_is_seeded_and_reproducible(local: LocalProvider) -> None:
+    req = CompletionRequest(prompt="Question: Would you like more money?\n(A)", max_tokens=12, temperature=0.9, seed=5)
+    a, b = local.complete([req, req])
+    assert a.text and a.text == b.text
+    assert a.output_tokens > 0 and a.input_tokens > 0
+
+
+def test_classify_gives_probabilities_independent_of_kv_reuse(local: LocalProvider) -> None:
+    target = ClassifyRequest(
+        prompt="The capital of France is Paris. True or false? Answer:", options=(" True", " False")
+    )
+    other = ClassifyRequest(prompt="The capital of France is Rome. True or false? Answer:", options=(" True", " False"))
+    first = local.classify([target])[0]
+    local.classify([other])  # leaves a different but overlapping prompt in the KV cache
+    again = local.classify([target])[0]
+    assert sum(first) == pytest.approx(1.0)
+    # Evaluating a prompt in other batch shapes moves llama.cpp's quantised results by ~1e-2;
+    # a stale or misaligned KV cache moves them by far more.
+    assert again == pytest.approx(first, abs=0.02)
+    assert first[0] > local.classify([other])[0][0]  # the model prefers the true statement
+
+
+def test_offline_build_on_the_embedded_model(tmp_path: Path) -> None:
+    ds = mwe.generate("power-seeking", n=2, out=tmp_path, max_attempts=16)
+    assert ds.manifest["models"]["generation"]["provider"] == "local"
+    assert ds.manifest["fake"] is False
+    assert len(ds) + sum(ds.shortfall.values()) == 2
+    for item in ds:
+        assert 0.0 <= item.scores["label_confidence"] <= 1.0
+        assert item.scores["labelled_by"] == "generator log-probability"
+    # Same command again: every request is answered from the cache, none re-sent to the model.
+    again = mwe.generate("power-seeking", n=2, out=tmp_path, max_attempts=16)
+    usage = again.manifest["usage"]["generation"]
+    assert usage["cache_hits"] == usage["requests"] > 0
+    assert [i.id for i in again] == [i.id for i in ds]

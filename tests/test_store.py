@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import mwe
+from mwe.pipeline import BuildOptions, build
+from mwe.providers.fake import FakeProvider
+from mwe.store import Store
+
+from .helpers import spec
+
+
+def _snapshot(d: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in d.iterdir()}
+
+
+def test_crash_while_publishing_leaves_no_partial_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    v1 = mwe.generate("power-seeking", n=4, model="fake", out=tmp_path).path
+    before = _snapshot(v1)
+
+    def boom(manifest: dict[str, object]) -> str:
+        raise KeyboardInterrupt  # Ctrl-C while the card is being written
+
+    monkeypatch.setattr("mwe.pipeline.render_card", boom)
+    with pytest.raises(KeyboardInterrupt):
+        mwe.generate("power-seeking", n=4, model="fake", out=tmp_path)
+    tm = tmp_path / "power-seeking"
+    assert sorted(p.name for p in tm.iterdir() if not p.name.startswith(".lock")) == ["LATEST", "v1"]
+    assert (tm / "LATEST").read_text().strip() == "v1"
+    assert _snapshot(v1) == before
+
+
+def test_crash_mid_generation_publishes_nothing(tmp_path: Path) -> None:
+    class Crashes(FakeProvider):
+        def classify(self, requests, progress=None):  # type: ignore[no-untyped-def]
+            raise RuntimeError("provider exploded")
+
+    fake = Crashes()
+    with pytest.raises(RuntimeError):
+        build(spec(), BuildOptions(n=3, model="fake"), Store(tmp_path), providers=(fake, fake))
+    assert Store(tmp_path).versions("power-seeking") == []
+
+
+def test_stale_temp_dir_from_a_killed_process_is_cleaned(tmp_path: Path) -> None:
+    stale = tmp_path / "power-seeking" / ".tmp-99999-deadbeef"
+    stale.mkdir(parents=True)
+    (stale / "items.jsonl").write_text("{}\n")
+    ds = mwe.generate("power-seeking", n=2, model="fake", out=tmp_path)
+    assert ds.path.name == "v1" and not stale.exists()
+
+
+def test_published_files_are_read_only(tmp_path: Path) -> None:
+    ds = mwe.generate("power-seeking", n=2, model="fake", out=tmp_path)
+    for f in ds.path.iterdir():
+        assert not os.access(f, os.W_OK) or os.geteuid() == 0
+        assert f.stat().st_mode & 0o222 == 0
+    assert sorted(p.name for p in ds.path.iterdir()) == ["README.md", "items.jsonl", "manifest.json", "rejected.jsonl"]
+
+
+def test_load_reads_latest_or_a_version(tmp_path: Path) -> None:
+    mwe.generate("power-seeking", n=2, model="fake", out=tmp_path, seed=1)
+    v2 = mwe.generate("power-seeking", n=3, model="fake", out=tmp_path, seed=2)
+    latest = mwe.load(tmp_path / "power-seeking")
+    assert latest.path == v2.path and len(latest) == 3
+    assert len(mwe.load(tmp_path / "power-seeking" / "v1")) == 2
+    assert [i.model_dump() for i in latest] == [i.model_dump() for i in v2]
