@@ -9,6 +9,7 @@ which avoids `logits_all=True` (a 262k-token vocabulary makes that cost gigabyte
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
@@ -27,6 +28,28 @@ DEFAULT_MODEL = "gemma-3-270m"
 R = TypeVar("R")
 T = TypeVar("T")
 _INSTALL = "pip install 'mwe[local]'"
+
+
+_log = logging.getLogger("mwe.llama_cpp")
+_log_callback: Any = None
+
+
+def _route_llama_logs() -> None:
+    """llama.cpp prints notes (e.g. about its SWA cache) on stderr even with verbose=False; send
+    them to Python logging instead, where `-v`-style handlers can still show them."""
+    global _log_callback
+    if _log_callback is not None:
+        return
+    import ctypes
+
+    import llama_cpp
+
+    @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
+    def callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        _log.debug(text.decode("utf-8", "replace").rstrip())
+
+    _log_callback = callback  # keep a reference: C holds only a pointer
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
 
 
 def model_path() -> str:
@@ -64,6 +87,7 @@ class LocalProvider(Provider):
                     from llama_cpp import Llama
                 except ImportError:
                     raise MissingDependency(f"llama-cpp-python is not installed: {_INSTALL}") from None
+                _route_llama_logs()
                 path = model_path()
                 pool: queue.Queue[Any] = queue.Queue()
                 for _ in range(self.workers):
