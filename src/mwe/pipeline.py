@@ -12,7 +12,7 @@ import json
 import math
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,7 +47,6 @@ class BuildOptions:
     max_attempts: int | None = None
     """Generation requests allowed in all; default 5 per item asked (at least 20)."""
     use_cache: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def resolved_n(self, spec: ThreatModel) -> int:
         n = self.n if self.n is not None else spec.defaults.n
