@@ -233,7 +233,8 @@ def build(
         gen, jud = providers
     if gen.is_fake or jud.is_fake:
         reporter.warn("the fake provider writes templated text for tests and demos: this dataset is FAKE")
-    if cache is None and opts.use_cache and (gen.cacheable or jud.cacheable):
+    own_cache = cache is None and opts.use_cache and (gen.cacheable or jud.cacheable)
+    if own_cache:
         cache = Cache()
     try:
         run = _Run(spec, opts, gen, jud, cache if opts.use_cache else None, reporter)
@@ -242,6 +243,8 @@ def build(
         gen.close()
         if jud is not gen:
             jud.close()
+        if own_cache and cache is not None:
+            cache.close()  # the connection we opened; a caller's cache stays theirs to close
     if shortfall:
         reporter.warn(
             f"{spec.name}: kept {len(items)} of {n} after {run.attempts} generation requests (budget "
