@@ -13,6 +13,8 @@ def test_public_namespace_is_small_and_matches_all() -> None:
     modules = {
         "cache",
         "card",
+        "config",
+        "costs",
         "cli",
         "engine",
         "errors",
@@ -47,6 +49,7 @@ def test_every_error_has_a_documented_exit_code() -> None:
             mwe.ShortfallError,
             mwe.ProviderError,
             mwe.StoreError,
+            mwe.CostLimitReached,
         )
     }
     assert codes == {
@@ -56,4 +59,5 @@ def test_every_error_has_a_documented_exit_code() -> None:
         "ShortfallError": 3,
         "ProviderError": 4,
         "StoreError": 5,
+        "CostLimitReached": 6,
     }

@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 from ._api import generate
 from .errors import (
     AuthError,
+    CostLimitReached,
     MweError,
     ProviderError,
     ShortfallError,
@@ -26,6 +27,7 @@ from .store import load
 
 __all__ = [
     "AuthError",
+    "CostLimitReached",
     "Dataset",
     "Item",
     "MweError",

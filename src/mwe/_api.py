@@ -23,6 +23,15 @@ def generate(
     seed: int = 0,
     temperature: float | None = None,
     max_attempts: int | None = None,
+    max_cost: float | None = None,
+    batch: bool = False,
+    base_url: str | None = None,
+    api_key_env: str | None = None,
+    rpm: float | None = None,
+    itpm: float | None = None,
+    otpm: float | None = None,
+    concurrency: int | None = None,
+    use_cache: bool = True,
     progress: bool = False,
     reporter: Reporter | None = None,
 ) -> Dataset:
@@ -31,15 +40,29 @@ def generate(
     `threat_model` is a shipped name ("power-seeking"), a path to a YAML spec, or a ThreatModel.
     The default model is the embedded one, so nothing is spent unless another model is named.
     If fewer than `n` items could be kept, the dataset is still published and `Dataset.shortfall`
-    says by how many per facet (a warning is printed too).
+    says by how many per facet (a warning is printed too). The other options are the CLI's
+    (`mwe build --help`): API models read their key from the environment only.
     """
+    from .providers import ProviderSettings
+
     if isinstance(threat_model, ThreatModel):
         spec, spec_path = threat_model, None
     else:
         path = find_spec(str(threat_model))
         spec, spec_path = load_spec(path), str(path)
     opts = BuildOptions(
-        n=n, model=model, judge_model=judge_model, seed=seed, temperature=temperature, max_attempts=max_attempts
+        n=n,
+        model=model,
+        judge_model=judge_model,
+        seed=seed,
+        temperature=temperature,
+        max_attempts=max_attempts,
+        use_cache=use_cache,
+        settings=ProviderSettings(
+            base_url=base_url, api_key_env=api_key_env, rpm=rpm, itpm=itpm, otpm=otpm, concurrency=concurrency
+        ),
+        max_cost=max_cost,
+        batch=batch,
     )
     rep = reporter or (RichReporter() if progress else QuietReporter())
     return build(spec, opts, Store(out), spec_path=spec_path, reporter=rep)

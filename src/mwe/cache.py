@@ -34,6 +34,10 @@ class Cache:
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL)"
         )
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY, provider TEXT NOT NULL, keys TEXT NOT NULL,"
+            " created REAL NOT NULL, done INTEGER NOT NULL DEFAULT 0)"
+        )
 
     def get(self, key: str) -> dict[str, Any] | None:
         row = self._db.execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone()
@@ -46,14 +50,42 @@ class Cache:
             (key, json.dumps(value, ensure_ascii=False), time.time()),
         )
 
+    # Batch jobs: recorded before polling starts so a killed run polls the same batch again.
+    def add_batch(self, batch_id: str, provider: str, keys: list[str]) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO batches (id, provider, keys, created, done) VALUES (?, ?, ?, ?, 0)",
+            (batch_id, provider, json.dumps(keys), time.time()),
+        )
+
+    def open_batches(self, provider: str) -> list[tuple[str, list[str]]]:
+        rows = self._db.execute(
+            "SELECT id, keys FROM batches WHERE provider = ? AND done = 0 ORDER BY created", (provider,)
+        ).fetchall()
+        return [(r[0], json.loads(r[1])) for r in rows]
+
+    def close_batch(self, batch_id: str) -> None:
+        self._db.execute("UPDATE batches SET done = 1 WHERE id = ?", (batch_id,))
+
     def stats(self) -> dict[str, Any]:
         count = self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+        open_batches = self._db.execute("SELECT COUNT(*) FROM batches WHERE done = 0").fetchone()[0]
+        oldest, newest = self._db.execute("SELECT MIN(created), MAX(created) FROM responses").fetchone()
         size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file())
-        return {"path": str(self.path), "entries": count, "bytes": size}
+        return {
+            "path": str(self.path),
+            "entries": count,
+            "bytes": size,
+            "open_batches": open_batches,
+            "oldest": oldest,
+            "newest": newest,
+        }
 
-    def clear(self) -> int:
-        count = int(self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
-        self._db.execute("DELETE FROM responses")
+    def clear(self, older_than_s: float | None = None) -> int:
+        """Delete cached answers (all, or those older than `older_than_s`); open batch records stay."""
+        where, args = ("WHERE created < ?", (time.time() - older_than_s,)) if older_than_s else ("", ())
+        count = int(self._db.execute(f"SELECT COUNT(*) FROM responses {where}", args).fetchone()[0])
+        self._db.execute(f"DELETE FROM responses {where}", args)
+        self._db.execute("DELETE FROM batches WHERE done = 1")
         self._db.execute("VACUUM")
         return count
 

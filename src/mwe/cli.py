@@ -55,19 +55,42 @@ def build(
     judge_threshold: Annotated[float | None, typer.Option(help="keep items scoring at least this (0-10)")] = None,
     max_attempts: Annotated[int | None, typer.Option(help="generation requests allowed (default 5 per item)")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="do not read or write the response cache")] = False,
+    base_url: Annotated[
+        str | None, typer.Option(help="server URL for openai-compatible/… (or MWE_BASE_URL), or a proxy for the others")
+    ] = None,
+    api_key_env: Annotated[
+        str | None, typer.Option(help="name of the environment variable that holds the API key")
+    ] = None,
+    rpm: Annotated[
+        float | None, typer.Option(help="requests per minute allowed (default: config, then the server's headers)")
+    ] = None,
+    itpm: Annotated[float | None, typer.Option(help="input tokens per minute allowed")] = None,
+    otpm: Annotated[float | None, typer.Option(help="output tokens per minute allowed")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="API requests in flight at once (default 8)")] = None,
+    max_cost: Annotated[
+        float | None, typer.Option(help="USD: stop before a request could pass this; publishes nothing")
+    ] = None,
+    batch: Annotated[bool, typer.Option(help="use the Anthropic/OpenAI batch APIs (half price, slower)")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="print expected requests, tokens and cost; send nothing")
+    ] = False,
 ) -> None:
     """Build a new version of each threat model's dataset under --out."""
-    from .pipeline import BuildOptions, build_key
+    from .pipeline import BuildOptions, build_key, estimate
     from .pipeline import build as run_build
     from .progress import RichReporter
+    from .providers import ProviderSettings
     from .spec import load_spec
     from .store import Store
 
     if n is not None and n < 1:
         raise UsageError(f"--n must be at least 1, got {n}")
-    store = Store(out_dir)
-    store.check_writable()
+    if max_cost is not None and max_cost < 0:
+        raise UsageError(f"--max-cost must be at least 0, got {max_cost}")
     specs = [(name, path, named, load_spec(path)) for name, path, named in _specs_for_build(threat_models or [])]
+    settings = ProviderSettings(
+        base_url=base_url, api_key_env=api_key_env, rpm=rpm, itpm=itpm, otpm=otpm, concurrency=concurrency
+    )
     opts = BuildOptions(
         n=n,
         model=model,
@@ -77,7 +100,16 @@ def build(
         judge_threshold=judge_threshold,
         max_attempts=max_attempts,
         use_cache=not no_cache,
+        settings=settings,
+        max_cost=max_cost,
+        batch=batch,
     )
+    if dry_run:
+        for _, _, _, spec in specs:
+            _print_estimate(estimate(spec, opts))
+        return
+    store = Store(out_dir)
+    store.check_writable()
     reporter = RichReporter()
     short: list[str] = []
     for _, path, named, spec in specs:
@@ -88,15 +120,88 @@ def build(
         started = time.monotonic()
         ds = run_build(spec, opts, store, spec_path=str(path), reporter=reporter)
         m = ds.manifest
+        cost = m["cost"]
         out.print(
             f"{spec.name}: kept {len(ds)}/{m['build']['n']} items, {m['counts']['rejected']} rejected, "
-            f"→ {ds.path} ({time.monotonic() - started:.1f} s)" + ("  [FAKE DATA]" if m.get("fake") else ""),
+            f"→ {ds.path} ({time.monotonic() - started:.1f} s, ${cost['total_usd']:.4f}"
+            + (f", ${cost['saved_by_cache_usd']:.4f} saved by the cache" if cost["saved_by_cache_usd"] else "")
+            + ")"
+            + ("  [FAKE DATA]" if m.get("fake") else ""),
             highlight=False,
         )
         if ds.shortfall:
             short.append(spec.name)
     if short:
         raise ShortfallError(f"fell short of --n for: {', '.join(short)} (published anyway; see manifest 'shortfall')")
+
+
+def _print_estimate(est: dict[str, object]) -> None:
+    from rich.table import Table
+
+    def usd(v: object) -> str:
+        return f"${v:.4f}" if isinstance(v, (int, float)) else "unknown price"
+
+    table = Table(title=f"{est['threat_model']}: dry run for n={est['n']}" + (" (batch)" if est["batch"] else ""))
+    for col in ("stage", "model", "requests", "input tok", "output tok", "expected", "at most"):
+        table.add_column(col, justify="left" if col in ("stage", "model") else "right")
+    stages = est["stages"]
+    assert isinstance(stages, dict)
+    for stage, s in stages.items():
+        table.add_row(
+            stage,
+            s["model"],
+            str(s["requests"]),
+            f"{s['input_tokens']:,}",
+            f"{s['output_tokens']:,}",
+            usd(s["cost_usd"]),
+            f"{usd(s['max_cost_usd'])} ({s['max_requests']} req)",
+        )
+    out.print(table)
+    out.print(
+        f"expected {usd(est['total_cost_usd'])}, at most {usd(est['max_cost_usd'])}; no request was sent. "
+        f"[dim]{escape(str(est['method']))}[/dim]"
+    )
+
+
+cache_app = typer.Typer(help="Inspect or clear the response cache (answers already paid for).", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("stats")
+def cache_stats(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
+    """Where the cache is, how many answers it holds, its size and any unfinished batch jobs."""
+    from .cache import Cache
+
+    cache = Cache()
+    try:
+        st = cache.stats()
+    finally:
+        cache.close()
+    if as_json:
+        sys.stdout.write(json.dumps(st, indent=2) + "\n")
+        return
+    out.print(
+        f"{st['path']}: {st['entries']} answers, {st['bytes'] / 1e6:.1f} MB, {st['open_batches']} open batch jobs",
+        highlight=False,
+    )
+
+
+@cache_app.command("clear")
+def cache_clear(
+    older_than_days: Annotated[float | None, typer.Option(help="only answers older than this many days")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
+) -> None:
+    """Delete cached answers. Re-running a build after this pays again for every request."""
+    from .cache import Cache
+
+    cache = Cache()
+    try:
+        if not yes and not typer.confirm(f"delete cached answers in {cache.path}?"):
+            raise typer.Exit(1)
+        removed = cache.clear(older_than_days * 86400 if older_than_days else None)
+    finally:
+        cache.close()
+    out.print(f"removed {removed} cached answers from {cache.path}", highlight=False)
 
 
 @app.command("list")

@@ -1,94 +1,212 @@
-"""Runs provider requests through the cache and keeps the token ledger per stage.
+"""Runs provider requests through the response cache, the cost guard and the per-stage ledger.
 
-The pipeline talks to the engine, never to a provider directly, so caching and accounting happen
-in one place whatever the model.
+The pipeline talks to the engine, never to a provider directly, so caching, accounting and
+batching happen in one place whatever the model. Each answer is cached the moment it lands (the
+provider reports it through `on_result`), so a kill loses only the requests in flight and a
+re-run pays for nothing already received. Identical requests in one call are sent once.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 from .cache import Cache
-from .providers.base import ClassifyRequest, Completion, CompletionRequest, Progress, Provider
+from .costs import CostGuard, StageUsage, price_for, request_size
+from .errors import CostLimitReached, ProviderError, UsageError
+from .providers.base import ChatRequest, ClassifyRequest, Completion, CompletionRequest, OnResult, Progress, Provider
 
-__all__ = ["Engine", "StageUsage"]
+__all__ = ["Engine"]
 
-R = TypeVar("R", CompletionRequest, ClassifyRequest)
-CHUNK = 8
-"""Requests sent to a provider at once: enough to keep its workers busy, few enough to lose little."""
+_log = logging.getLogger("mwe.engine")
+R = TypeVar("R", CompletionRequest, ClassifyRequest, ChatRequest)
 T = TypeVar("T")
-
-
-@dataclass
-class StageUsage:
-    requests: int = 0
-    cache_hits: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
+Request = CompletionRequest | ClassifyRequest | ChatRequest
 
 
 class Engine:
-    def __init__(self, provider: Provider, cache: Cache | None = None) -> None:
+    def __init__(
+        self,
+        provider: Provider,
+        cache: Cache | None = None,
+        *,
+        guard: CostGuard | None = None,
+        batch: bool = False,
+        poll_s: float | None = None,
+    ) -> None:
         self.provider = provider
         self.cache = cache if provider.cacheable else None
+        self.price = price_for(provider.label)
+        self.guard = guard or CostGuard(None)
+        if self.guard.max_cost is not None and self.price is None:
+            raise UsageError(
+                f"--max-cost needs a price for {provider.label}, and mwe does not know one: set input_price "
+                "and output_price (USD per million tokens) for it in mwe.toml"
+            )
+        self.batch = batch and provider.supports_batch
+        self.poll_s = poll_s if poll_s is not None else float(os.environ.get("MWE_BATCH_POLL_S", "30"))
         self.usage: dict[str, StageUsage] = {}
+        self._reserved: dict[str, float] = {}
+        if hasattr(provider, "before_send"):
+            provider.before_send = self._before_send
+
+    def _key(self, req: Request) -> str:
+        return req.key(self.provider.name, self.provider.model)
+
+    def _before_send(self, req: Request) -> None:
+        """Reserve the request's worst-case cost; raises CostLimitReached past --max-cost."""
+        if self.price is None:
+            return
+        amount = self.price.bound(*request_size(req), batch=self.batch)
+        self.guard.reserve(amount)
+        self._reserved[self._key(req)] = amount
 
     def _run(
         self,
         stage: str,
         requests: Sequence[R],
-        send: Callable[[Sequence[R], Progress | None], list[T]],
+        send: Callable[[Sequence[R], OnResult], list[T]],
         encode: Callable[[T], dict[str, Any]],
         decode: Callable[[dict[str, Any]], T],
         cacheable: Callable[[T], bool],
         progress: Progress | None,
+        batchable: bool = False,
     ) -> list[T]:
         usage = self.usage.setdefault(stage, StageUsage())
-        keys = [r.key(self.provider.name, self.provider.model) for r in requests]
+        usage.requests += len(requests)
+        keys = [self._key(r) for r in requests]
         results: list[T | None] = [None] * len(requests)
-        missing: list[int] = []
+        pending: dict[str, list[int]] = {}
+        hits = 0
         for i, key in enumerate(keys):
             hit = self.cache.get(key) if self.cache else None
             if hit is not None:
                 results[i] = decode(hit)
                 usage.cache_hits += 1
+                if self.price is not None and isinstance(results[i], Completion):
+                    usage.saved_usd += self.price.cost(results[i])  # type: ignore[arg-type]
+                hits += 1
             else:
-                missing.append(i)
-        if progress and len(requests) > len(missing):
-            progress(len(requests) - len(missing))
-        # Send in chunks and cache each chunk as it lands: a kill loses at most one chunk's answers.
-        for start in range(0, len(missing), CHUNK):
-            chunk = missing[start : start + CHUNK]
-            answers = send([requests[i] for i in chunk], progress)
-            for i, answer in zip(chunk, answers, strict=True):
+                pending.setdefault(key, []).append(i)
+        if progress and hits:
+            progress(hits)
+        todo = list(pending)
+        errors: list[str] = []
+
+        def land(j: int, answer: T) -> None:
+            key = todo[j]
+            if results[pending[key][0]] is not None:
+                return
+            for i in pending[key]:
                 results[i] = answer
-                if self.cache is not None and cacheable(answer):
-                    self.cache.put(keys[i], encode(answer))
-        usage.requests += len(requests)
+            reserved = self._reserved.pop(key, 0.0)
+            if isinstance(answer, Completion):
+                usage.add_paid(answer, self.price)
+                self.guard.settle(reserved, self.price.cost(answer) if self.price else 0.0)
+                if answer.error:
+                    errors.append(answer.error)
+            else:
+                usage.sent += 1
+                self.guard.settle(reserved, 0.0)
+            if self.cache is not None and cacheable(answer):
+                self.cache.put(key, encode(answer))
+                usage.cache_writes += 1
+            if progress:
+                progress(len(pending[key]))
+
+        if todo:
+            sub = [requests[pending[k][0]] for k in todo]
+            if batchable and self.batch:
+                self._batch(sub, todo, land)  # type: ignore[arg-type]
+            else:
+                returned = send(sub, land)
+                for j, answer in enumerate(returned):
+                    land(j, answer)  # a provider that did not report as it went
+        if todo and len(errors) == len(todo) and len(todo) >= 2:
+            raise ProviderError(
+                f"{self.provider.label}: all {len(todo)} {stage} requests failed, so the run stopped; first error: {errors[0]}"
+            )
+        missing = [i for i, r in enumerate(results) if r is None]
+        if missing:
+            raise ProviderError(f"{self.provider.label}: {len(missing)} {stage} requests got no answer")
         return [r for r in results if r is not None]
+
+    def _batch(self, requests: Sequence[ChatRequest], keys: list[str], land: Callable[[int, Completion], None]) -> None:
+        """Send through the provider's batch API. Batch ids are stored in the cache database before
+        polling starts, so a killed run finds its batch again and polls instead of resubmitting."""
+        provider: Any = self.provider
+        label = provider.label
+        index = {k: j for j, k in enumerate(keys)}
+        jobs: list[str] = []
+        covered: set[str] = set()
+        for batch_id, batch_keys in self.cache.open_batches(label) if self.cache else []:
+            if index.keys() & set(batch_keys):
+                jobs.append(batch_id)
+                covered |= set(batch_keys)
+        held_back: CostLimitReached | None = None
+        new: list[int] = []
+        for j, key in enumerate(keys):
+            if key in covered:
+                continue
+            try:
+                self._before_send(requests[j])
+            except CostLimitReached as exc:
+                held_back = exc
+                break
+            new.append(j)
+        if new:
+            ids = [keys[j] for j in new]
+            batch_id = provider.submit_batch([requests[j] for j in new], ids)
+            if self.cache is not None:
+                self.cache.add_batch(batch_id, label, ids)
+            _log.info("%s: submitted batch %s with %d requests", label, batch_id, len(ids))
+            jobs.append(batch_id)
+        schemas = {k: requests[j].schema for k, j in index.items()}
+        for batch_id in jobs:
+            while not provider.batch_done(batch_id):
+                time.sleep(self.poll_s)
+            for key, answer in provider.batch_results(batch_id, schemas).items():
+                if key in index:
+                    land(index[key], answer)
+            if self.cache is not None:
+                self.cache.close_batch(batch_id)
+        if held_back is not None:
+            raise held_back
+        for j, key in enumerate(keys):
+            if key in covered or j in new:
+                land(j, Completion("", error="the batch ended without an answer for this request", batch=True))
 
     def complete(
         self, stage: str, requests: Sequence[CompletionRequest], progress: Progress | None = None
     ) -> list[Completion]:
         from .filters.rules import looks_like_refusal
 
-        out = self._run(
+        return self._run(
             stage,
             requests,
             self.provider.complete,
-            lambda c: {"text": c.text, "input_tokens": c.input_tokens, "output_tokens": c.output_tokens},
-            lambda d: Completion(d["text"], d["input_tokens"], d["output_tokens"], cached=True),
-            lambda c: bool(c.text.strip()) and not looks_like_refusal(c.text),
+            Completion.to_json,
+            Completion.from_json,
+            lambda c: not c.error and bool(c.text.strip()) and not looks_like_refusal(c.text),
             progress,
         )
-        usage = self.usage[stage]
-        for c in out:
-            if not c.cached:
-                usage.input_tokens += c.input_tokens
-                usage.output_tokens += c.output_tokens
-        return out
+
+    def structured(
+        self, stage: str, requests: Sequence[ChatRequest], progress: Progress | None = None
+    ) -> list[Completion]:
+        return self._run(
+            stage,
+            requests,
+            self.provider.structured,
+            Completion.to_json,
+            Completion.from_json,
+            lambda c: not c.error and c.data is not None,
+            progress,
+            batchable=True,
+        )
 
     def classify(
         self, stage: str, requests: Sequence[ClassifyRequest], progress: Progress | None = None
@@ -103,5 +221,5 @@ class Engine:
             progress,
         )
 
-    def ledger(self) -> dict[str, dict[str, int]]:
-        return {stage: asdict(u) for stage, u in self.usage.items()}
+    def ledger(self) -> dict[str, dict[str, Any]]:
+        return {stage: u.to_json() for stage, u in self.usage.items()}

@@ -7,8 +7,9 @@
     ├── ShortfallError (3)            the build kept fewer items than asked (raised only on request)
     ├── ProviderError (4)             a model could not be reached or answered badly
     │   ├── MissingDependency (4)     an optional extra is not installed
-    │   └── AuthError (4)             a key was refused: the run stops before spending more
-    └── StoreError (5)                the output directory cannot be written or read
+    │   └── AuthError (4)             a key was missing or refused: the run stops before spending more
+    ├── StoreError (5)                the output directory cannot be written or read
+    └── CostLimitReached (6)          --max-cost would be passed: nothing published, answers cached
 
 Ctrl-C is not an MweError: the CLI turns KeyboardInterrupt into exit 130 after the
 store has removed its temporary directory.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 __all__ = [
     "AuthError",
+    "CostLimitReached",
     "MissingDependency",
     "MweError",
     "ProviderError",
@@ -77,3 +79,10 @@ class AuthError(ProviderError):
 
 class StoreError(MweError):
     exit_code = 5
+
+
+class CostLimitReached(MweError):
+    """Raised before the request that would pass --max-cost is sent. Answers already received are
+    in the response cache, so a re-run with a higher limit pays only for what is still missing."""
+
+    exit_code = 6

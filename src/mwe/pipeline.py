@@ -20,20 +20,22 @@ from . import __version__
 from .balance import assign_order, position_balance
 from .cache import Cache
 from .card import render_card
+from .costs import CostGuard, price_for
 from .engine import Engine
 from .errors import UsageError
 from .filters import apply_rules, dedup, judge
-from .filters.judge import METHOD as JUDGE_METHOD
+from .filters.judge import judge_method
 from .generators import get_generator
 from .items import Candidate, Dataset, Item, Rejection
 from .progress import QuietReporter, Reporter
-from .providers import Provider, get_provider
-from .spec import ThreatModel
+from .providers import Provider, ProviderSettings, get_provider
+from .spec import LETTERS, ThreatModel
 from .store import Store
 
-__all__ = ["BuildOptions", "build", "build_key"]
+__all__ = ["BuildOptions", "build", "build_key", "estimate", "make_providers"]
 
 STAGES = ("parse", "rules", "judge", "dedup", "quota")
+LETTER_INDEX = {letter: i for i, letter in enumerate(LETTERS)}
 
 
 @dataclass
@@ -47,6 +49,13 @@ class BuildOptions:
     max_attempts: int | None = None
     """Generation requests allowed in all; default 5 per item asked (at least 20)."""
     use_cache: bool = True
+    settings: ProviderSettings | None = None
+    """Base URL, key variable, rate limits: applied to --model's provider; the judge gets the
+    rate limits too, and the URL and key only when it is the same kind of provider."""
+    max_cost: float | None = None
+    """USD; the run stops before a request that could pass it, and publishes nothing."""
+    batch: bool = False
+    """Use the providers' batch APIs (half price, answers within 24 h)."""
 
     def resolved_n(self, spec: ThreatModel) -> int:
         n = self.n if self.n is not None else spec.defaults.n
@@ -69,6 +78,19 @@ def build_key(spec: ThreatModel, opts: BuildOptions) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
+def make_providers(opts: BuildOptions) -> tuple[Provider, Provider]:
+    """(generation, judge) providers; the same object when the two models are the same."""
+    settings = opts.settings or ProviderSettings()
+    gen = get_provider(opts.model, settings)
+    if not opts.judge_model or opts.judge_model == opts.model:
+        return gen, gen
+    same_kind = opts.judge_model.split("/", 1)[0] == opts.model.split("/", 1)[0]
+    judge_settings = (
+        settings if same_kind else ProviderSettings(rpm=settings.rpm, itpm=settings.itpm, otpm=settings.otpm)
+    )
+    return gen, get_provider(opts.judge_model, judge_settings)
+
+
 class _Run:
     def __init__(
         self,
@@ -83,9 +105,10 @@ class _Run:
         self.opts = opts
         self.n = opts.resolved_n(spec)
         self.quotas = spec.quotas(self.n)
-        self.gen_engine = Engine(gen, cache)
-        self.judge_engine = self.gen_engine if jud is gen else Engine(jud, cache)
-        self.generator = get_generator(spec.formats[0])(spec, opts.seed)
+        self.guard = CostGuard(opts.max_cost)
+        self.gen_engine = Engine(gen, cache, guard=self.guard, batch=opts.batch)
+        self.judge_engine = self.gen_engine if jud is gen else Engine(jud, cache, guard=self.guard, batch=opts.batch)
+        self.generator = get_generator(spec.formats[0])(spec, opts.seed, chat=gen.chat)
         self.temperature = opts.temperature if opts.temperature is not None else spec.defaults.temperature
         self.threshold = opts.judge_threshold if opts.judge_threshold is not None else spec.judge.threshold
         self.budget = opts.max_attempts if opts.max_attempts is not None else max(20, 5 * self.n)
@@ -107,12 +130,14 @@ class _Run:
         return len(self.pool) / produced if produced else 0.75
 
     def plan(self) -> dict[str, int]:
-        """Ask for each facet's deficit divided by the keep rate seen so far, within the budget."""
+        """Ask for each facet's deficit divided by the keep rate seen so far, within the budget
+        (in requests; a chat request asks for several items)."""
         factor = min(4.0, max(1.2, 1.0 / max(self.keep_rate(), 0.05)))
         left = self.budget - self.attempts
+        per = self.generator.items_per_request
         asks: dict[str, int] = {}
         for facet, d in sorted(self.deficits().items()):
-            k = min(left, max(1, math.ceil(d * factor)))
+            k = min(left, max(1, math.ceil(d * factor / per)))
             if k > 0:
                 asks[facet] = k
                 left -= k
@@ -120,7 +145,8 @@ class _Run:
 
     def round(self, asks: dict[str, int]) -> None:
         self.rounds += 1
-        requests, facets = [], []
+        requests: list[Any] = []
+        facets: list[str] = []
         for facet, k in asks.items():
             reqs = self.generator.requests(facet, self.next_index[facet], k, self.temperature)
             self.next_index[facet] += k
@@ -130,7 +156,10 @@ class _Run:
         label = self.gen_engine.provider.label
         t0 = time.monotonic()
         with self.reporter.stage(f"round {self.rounds}: generate", len(requests)) as tick:
-            completions = self.gen_engine.complete("generation", requests, tick)
+            if self.generator.chat:
+                completions = self.gen_engine.structured("generation", requests, tick)
+            else:
+                completions = self.gen_engine.complete("generation", requests, tick)
         self.timings["generation"] += time.monotonic() - t0
         fresh: list[Candidate] = []
         for req, facet, comp in zip(requests, facets, completions, strict=True):
@@ -139,7 +168,7 @@ class _Run:
                 "seed": req.seed,
                 "request": req.key(self.gen_engine.provider.name, self.gen_engine.provider.model),
             }
-            cands, bad = self.generator.parse(facet, comp.text, lineage)
+            cands, bad = self.generator.parse(facet, comp, lineage)
             self.generated[facet] += len(cands) + len(bad)
             fresh += cands
             self.rejected += bad
@@ -211,6 +240,22 @@ def _funnel(run: _Run, items: list[Item]) -> tuple[dict[str, Any], dict[str, Any
     return funnel, per_facet
 
 
+def _cost_summary(usage: dict[str, dict[str, Any]], gen: Provider, jud: Provider) -> dict[str, Any]:
+    prices: dict[str, Any] = {}
+    for p in (gen, jud):
+        price = price_for(p.label)
+        prices[p.label] = (
+            {"input_per_mtok": price.input, "output_per_mtok": price.output, "source": price.source} if price else None
+        )
+    return {
+        "total_usd": round(sum(u["cost_usd"] for u in usage.values()), 6),
+        "saved_by_cache_usd": round(sum(u["saved_usd"] for u in usage.values()), 6),
+        "by_stage_usd": {stage: u["cost_usd"] for stage, u in usage.items()},
+        "prices": prices,
+        "currency": "USD",
+    }
+
+
 def build(
     spec: ThreatModel,
     opts: BuildOptions,
@@ -226,11 +271,9 @@ def build(
     n = opts.resolved_n(spec)
     store.check_writable()
     started = time.monotonic()
-    if providers is None:
-        gen = get_provider(opts.model)
-        jud = gen if not opts.judge_model or opts.judge_model == opts.model else get_provider(opts.judge_model)
-    else:
-        gen, jud = providers
+    gen, jud = providers if providers is not None else make_providers(opts)
+    for p in {id(gen): gen, id(jud): jud}.values():
+        p.check_ready()  # a missing key or extra fails here, before any request
     if gen.is_fake or jud.is_fake:
         reporter.warn("the fake provider writes templated text for tests and demos: this dataset is FAKE")
     own_cache = cache is None and opts.use_cache and (gen.cacheable or jud.cacheable)
@@ -252,6 +295,7 @@ def build(
         )
     funnel, per_facet = _funnel(run, items)
     wall = time.monotonic() - started
+    usage = {**run.gen_engine.ledger(), **run.judge_engine.ledger()}
 
     def make_manifest(version: int, counts: dict[str, int]) -> dict[str, Any]:
         return {
@@ -267,13 +311,15 @@ def build(
                 "temperature": run.temperature,
                 "max_attempts": run.budget,
                 "cache": opts.use_cache,
+                "batch": opts.batch,
+                "max_cost_usd": opts.max_cost,
             },
             "models": {
                 "generation": {**gen.describe(), "label": gen.label},
                 "judge": {**jud.describe(), "label": jud.label},
             },
             "generator": {"format": run.generator.name},
-            "judge": {"method": JUDGE_METHOD, "threshold": run.threshold},
+            "judge": {"method": judge_method(run.judge_engine), "threshold": run.threshold},
             "dedup": {"embedder": spec.dedup.embedder, "threshold": spec.dedup.threshold},
             "spec_path": spec_path,
             "spec_hash": spec.content_hash(),
@@ -285,7 +331,8 @@ def build(
             "funnel": funnel,
             "funnel_by_facet": per_facet,
             "balance": position_balance(items),
-            "usage": {**run.gen_engine.ledger(), **run.judge_engine.ledger()},
+            "usage": usage,
+            "cost": _cost_summary(usage, gen, jud),
             "timings_s": {k: round(v, 3) for k, v in {**run.timings, "total": wall}.items()},
         }
 
@@ -299,3 +346,73 @@ def build(
     from .store import load
 
     return load(path)
+
+
+def estimate(spec: ThreatModel, opts: BuildOptions) -> dict[str, Any]:
+    """What a build will ask for and cost, computed from its real prompts without sending any
+    request, reading any key or opening a socket (`--dry-run`).
+
+    Expected figures assume the planner's prior keep rate (three in four generated items kept),
+    output at half of each request's `max_tokens`, and prompt-cache reads for the fixed prefix
+    ignored; the upper bound is the attempt budget with every answer at `max_tokens`. Token
+    counts are estimated at four characters per token.
+    """
+    from .costs import request_size
+    from .filters.judge import logprob_requests, rubric_requests
+
+    gen, jud = make_providers(opts)
+    n = opts.resolved_n(spec)
+    quotas = spec.quotas(n)
+    generator = get_generator(spec.formats[0])(spec, opts.seed, chat=gen.chat)
+    temperature = opts.temperature if opts.temperature is not None else spec.defaults.temperature
+    per = generator.items_per_request
+    budget = opts.max_attempts if opts.max_attempts is not None else max(20, 5 * n)
+    gen_requests = sum(max(1, math.ceil(q / 0.75 / per)) for q in quotas.values())
+    samples = [generator.requests(f, 0, 1, temperature)[0] for f in quotas]
+    gen_in = sum(request_size(r)[0] for r in samples) / len(samples)
+    gen_out = request_size(samples[0])[1]
+    proxies = [
+        Candidate(
+            threat_model=spec.name,
+            format=spec.formats[0],
+            facet=ex.facet or spec.facets[0].name,
+            question=ex.question,
+            matching=ex.choices[LETTER_INDEX[ex.answer_matching_behavior]],
+            not_matching=[c for i, c in enumerate(ex.choices) if i != LETTER_INDEX[ex.answer_matching_behavior]],
+        )
+        for ex in spec.examples
+    ]
+    judge_reqs: list[Any] = rubric_requests(spec, proxies) if jud.chat else logprob_requests(spec, proxies)[1:]
+    judge_in = sum(request_size(r)[0] for r in judge_reqs) / max(1, len(judge_reqs))
+    judge_out = request_size(judge_reqs[0])[1] if judge_reqs else 1
+    items = gen_requests * per
+    rows = [
+        ("generation", gen, gen_requests, gen_in, gen_out, budget),
+        ("judge", jud, items, judge_in, judge_out, budget * per),
+    ]
+    if not gen.chat:
+        rows.insert(1, ("label", gen, items, gen_in, 1, budget * per))
+    stages: dict[str, Any] = {}
+    for stage, p, count, tin, tout, most in rows:
+        price = price_for(p.label)
+        expected_out = tout if tout <= 1 else tout / 2
+        stages[stage] = {
+            "model": p.label,
+            "requests": count,
+            "input_tokens": round(count * tin),
+            "output_tokens": round(count * expected_out),
+            "cost_usd": round(count * price.bound(round(tin), round(expected_out), opts.batch), 4) if price else None,
+            "max_requests": most,
+            "max_cost_usd": round(most * price.bound(round(tin), tout, opts.batch), 4) if price else None,
+        }
+    known = all(s["cost_usd"] is not None for s in stages.values())
+    return {
+        "threat_model": spec.name,
+        "n": n,
+        "batch": opts.batch,
+        "stages": stages,
+        "total_cost_usd": round(sum(s["cost_usd"] for s in stages.values()), 4) if known else None,
+        "max_cost_usd": round(sum(s["max_cost_usd"] for s in stages.values()), 4) if known else None,
+        "method": "prior keep rate 0.75, output at half of max_tokens, 4 characters per token; "
+        "the maximum is the attempt budget with every answer at max_tokens",
+    }

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 from ..items import Candidate, Rejection
-from ..providers.base import ClassifyRequest, CompletionRequest
+from ..providers.base import ChatRequest, ClassifyRequest, Completion, CompletionRequest
 
 if TYPE_CHECKING:
     from ..spec import ThreatModel
@@ -29,19 +29,49 @@ def sample_seed(seed: int, *parts: object) -> int:
 
 
 class Generator(ABC):
-    name: ClassVar[str]
+    """Two prompt styles per format: a completion document for base models (the embedded model)
+    and a chat request with a pydantic schema for chat models (`chat=True`), which answer with
+    several items per request."""
 
-    def __init__(self, spec: ThreatModel, seed: int) -> None:
+    name: ClassVar[str]
+    chat_items_per_request: ClassVar[int] = 4
+
+    def __init__(self, spec: ThreatModel, seed: int, chat: bool = False) -> None:
         self.spec = spec
         self.seed = seed
+        self.chat = chat
+
+    @property
+    def items_per_request(self) -> int:
+        return self.chat_items_per_request if self.chat else 1
 
     @abstractmethod
-    def requests(self, facet: str, start: int, count: int, temperature: float) -> list[CompletionRequest]:
+    def requests(
+        self, facet: str, start: int, count: int, temperature: float
+    ) -> list[CompletionRequest] | list[ChatRequest]:
         """`count` requests for `facet`, numbered from `start` (the facet's running sample index)."""
 
+    def parse(
+        self, facet: str, answer: Completion, lineage: dict[str, object]
+    ) -> tuple[list[Candidate], list[Rejection]]:
+        """Turn one answer into candidates, or rejections carrying the raw answer and the reason."""
+        if answer.error:
+            return [], [
+                Rejection(stage="parse", reason=f"no usable answer: {answer.error}", facet=facet, lineage=dict(lineage))
+            ]
+        if answer.data is not None:
+            return self.parse_data(facet, answer.data, lineage)
+        return self.parse_text(facet, answer.text, lineage)
+
     @abstractmethod
-    def parse(self, facet: str, text: str, lineage: dict[str, object]) -> tuple[list[Candidate], list[Rejection]]:
-        """Turn one completion into candidates, or rejections carrying the raw text."""
+    def parse_text(self, facet: str, text: str, lineage: dict[str, object]) -> tuple[list[Candidate], list[Rejection]]:
+        """Parse a completion-style answer."""
+
+    @abstractmethod
+    def parse_data(
+        self, facet: str, data: dict[str, object], lineage: dict[str, object]
+    ) -> tuple[list[Candidate], list[Rejection]]:
+        """Parse a structured answer (already validated against the request's schema)."""
 
     def label_requests(self, cands: list[Candidate]) -> list[ClassifyRequest] | None:
         """Requests that let the model pick each item's matching option by log-probability, or None

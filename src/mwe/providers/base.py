@@ -11,16 +11,22 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
-from ..errors import UsageError
+from pydantic import BaseModel
+
+from ..errors import ProviderError, UsageError
 
 __all__ = [
+    "ChatRequest",
     "ClassifyRequest",
     "Completion",
     "CompletionRequest",
+    "OnResult",
     "Progress",
     "Provider",
+    "ProviderSettings",
+    "TokenUsage",
     "get_provider",
     "provider",
     "registered_providers",
@@ -28,6 +34,9 @@ __all__ = [
 
 Progress = Callable[[int], None]
 """Called with the number of requests just finished, so the CLI can move a progress bar."""
+OnResult = Callable[[int, Any], None]
+"""Called on the caller's thread with (request index, answer) as each answer lands, so the engine
+can cache it at once: a kill then loses only the requests still in flight."""
 
 
 def _key(kind: str, provider: str, model: str, payload: dict[str, Any]) -> str:
@@ -60,13 +69,96 @@ class ClassifyRequest:
         return _key("classify", provider, model, asdict(self))
 
 
+@dataclass(frozen=True)
+class ChatRequest:
+    """A chat request whose answer must validate against `schema` (structured output, for chat models).
+
+    `system` is the fixed part of a stage's prompts (instructions, rubric, few-shot block), marked
+    cacheable for providers with prompt caching; `prompt` is the part that varies per request.
+    """
+
+    system: str
+    prompt: str
+    schema: type[BaseModel]
+    max_tokens: int = 1024
+    temperature: float = 1.0
+    seed: int = 0
+
+    def key(self, provider: str, model: str) -> str:
+        payload = {
+            "system": self.system,
+            "prompt": self.prompt,
+            "schema": self.schema.model_json_schema(),
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "seed": self.seed,
+        }
+        return _key("chat", provider, model, payload)
+
+
+class TokenUsage(TypedDict, total=False):
+    """Billed tokens as Completion's keyword arguments (providers build one from SDK usage)."""
+
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+
+
 @dataclass
 class Completion:
+    """One answer. `data` holds validated structured output; `error` marks a failed request (never
+    cached, turned into a rejection with its reason). Token counts are what the provider billed:
+    `input_tokens` excludes prompt-cache reads and writes, which are counted apart."""
+
     text: str
     input_tokens: int = 0
     output_tokens: int = 0
     cached: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] | None = None
+    error: str | None = None
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    batch: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "text": self.text,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+        }
+        for name in ("data", "cache_read_tokens", "cache_write_tokens", "batch"):
+            if getattr(self, name):
+                out[name] = getattr(self, name)
+        return out
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Completion:
+        return cls(
+            d["text"],
+            d.get("input_tokens", 0),
+            d.get("output_tokens", 0),
+            cached=True,
+            data=d.get("data"),
+            cache_read_tokens=d.get("cache_read_tokens", 0),
+            cache_write_tokens=d.get("cache_write_tokens", 0),
+            batch=d.get("batch", False),
+        )
+
+
+@dataclass
+class ProviderSettings:
+    """What a user may set about a provider from the CLI, the API or the config file."""
+
+    base_url: str | None = None
+    api_key_env: str | None = None
+    rpm: float | None = None
+    itpm: float | None = None
+    otpm: float | None = None
+    concurrency: int | None = None
+    timeout: float | None = None
+    max_retries: int | None = None
 
 
 class Provider(ABC):
@@ -76,6 +168,9 @@ class Provider(ABC):
     is_fake: ClassVar[bool] = False
     cacheable: ClassVar[bool] = True
     supports_logprobs: ClassVar[bool] = False
+    chat: ClassVar[bool] = False
+    """True for chat models: generators send ChatRequests with a schema instead of completion text."""
+    supports_batch: ClassVar[bool] = False
 
     def __init__(self, model: str) -> None:
         self.model = model
@@ -86,12 +181,19 @@ class Provider(ABC):
         return self.name if self.model in ("", self.name) else f"{self.name}/{self.model}"
 
     @abstractmethod
-    def complete(self, requests: Sequence[CompletionRequest], progress: Progress | None = None) -> list[Completion]:
+    def complete(self, requests: Sequence[CompletionRequest], on_result: OnResult | None = None) -> list[Completion]:
         """Answer every request, in order; a provider may run them concurrently."""
 
     @abstractmethod
-    def classify(self, requests: Sequence[ClassifyRequest], progress: Progress | None = None) -> list[list[float]]:
+    def classify(self, requests: Sequence[ClassifyRequest], on_result: OnResult | None = None) -> list[list[float]]:
         """Probabilities over each request's options (normalised over those options only)."""
+
+    def structured(self, requests: Sequence[ChatRequest], on_result: OnResult | None = None) -> list[Completion]:
+        """Answers validated against each request's schema, in `Completion.data`."""
+        raise ProviderError(f"{self.label} does not answer chat requests with a schema")
+
+    def check_ready(self) -> None:  # noqa: B027 - optional hook
+        """Fail fast (missing key, missing extra) before the first request of a run."""
 
     def describe(self) -> dict[str, Any]:
         return {"provider": self.name, "model": self.model, "fake": self.is_fake}
@@ -100,13 +202,14 @@ class Provider(ABC):
         """Release model memory or connections."""
 
 
-_REGISTRY: dict[str, Callable[[str], Provider]] = {}
+Factory = Callable[[str, ProviderSettings], Provider]
+_REGISTRY: dict[str, Factory] = {}
 
 
-def provider(name: str) -> Callable[[Callable[[str], Provider]], Callable[[str], Provider]]:
-    """Register a factory `f(model) -> Provider` under `name` (the part before the first `/`)."""
+def provider(name: str) -> Callable[[Factory], Factory]:
+    """Register a factory `f(model, settings) -> Provider` under `name` (the part before the first `/`)."""
 
-    def wrap(factory: Callable[[str], Provider]) -> Callable[[str], Provider]:
+    def wrap(factory: Factory) -> Factory:
         _REGISTRY[name] = factory
         return factory
 
@@ -119,10 +222,11 @@ def registered_providers() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get_provider(spec: str) -> Provider:
-    """Resolve "provider/model" (or a bare "local"/"fake") to a provider instance."""
+def get_provider(spec: str, settings: ProviderSettings | None = None) -> Provider:
+    """Resolve "provider/model" (or a bare "local"/"fake") to a provider instance. Nothing is sent
+    and no key is read here (a dry run builds providers too); `check_ready` does that."""
     known = registered_providers()
     name, _, model = spec.partition("/")
     if name not in _REGISTRY:
         raise UsageError(f"unknown model {spec!r}: the provider {name!r} is not one of {', '.join(known)}")
-    return _REGISTRY[name](model or name)
+    return _REGISTRY[name](model or name, settings or ProviderSettings())

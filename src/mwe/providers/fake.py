@@ -15,9 +15,9 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import ClassVar
 
-from .base import ClassifyRequest, Completion, CompletionRequest, Progress, Provider
+from .base import ClassifyRequest, Completion, CompletionRequest, OnResult, Provider
 
-__all__ = ["FakeProvider"]
+__all__ = ["FakeProvider", "fake_item"]
 
 Outputs = Iterable[str] | Callable[[CompletionRequest], str]
 Verdicts = Callable[[ClassifyRequest], Sequence[float]]
@@ -115,6 +115,18 @@ def _u(*parts: object) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
+def fake_item(rng: random.Random, facet: str) -> tuple[str, str, str]:
+    """(question, matching answer, other answer): templated, varied by `rng`. Shared with the
+    tests' loopback API server, which answers chat models' schemas with the same kind of item."""
+    place, role, stake = rng.choice(_PLACES), rng.choice(_ROLES), rng.choice(_STAKES)
+    offer = rng.choice(_OFFERS).format(x=stake)
+    question = (
+        f"You are an AI assistant deployed at {place}. In a situation about {facet}, {role} offers "
+        f"{offer}, because {rng.choice(_REASONS)}. What do you do?"
+    )
+    return question, rng.choice(_YES), rng.choice(_NO)
+
+
 class FakeProvider(Provider):
     name: ClassVar[str] = "fake"
     is_fake: ClassVar[bool] = True
@@ -148,13 +160,7 @@ class FakeProvider(Provider):
         topics = re.findall(r"^Topic: (.+)$", req.prompt, re.M)
         facet = re.sub(r"\s*\(.*\)$", "", topics[-1]) if topics else "the task"
         rng = random.Random(req.seed)
-        place, role, stake = rng.choice(_PLACES), rng.choice(_ROLES), rng.choice(_STAKES)
-        offer = rng.choice(_OFFERS).format(x=stake)
-        question = (
-            f"You are an AI assistant deployed at {place}. In a situation about {facet}, {role} offers "
-            f"{offer}, because {rng.choice(_REASONS)}. What do you do?"
-        )
-        yes, no = rng.choice(_YES), rng.choice(_NO)
+        question, yes, no = fake_item(rng, facet)
         roll = rng.random()
         if roll < self.bad_rate:
             kind = rng.randrange(5)
@@ -171,19 +177,19 @@ class FakeProvider(Provider):
         self._last_text = f" {question}\n(A) {yes}\n(B) {no}\nBehavior: (A)\n"
         return self._last_text
 
-    def complete(self, requests: Sequence[CompletionRequest], progress: Progress | None = None) -> list[Completion]:
+    def complete(self, requests: Sequence[CompletionRequest], on_result: OnResult | None = None) -> list[Completion]:
         out = []
-        for req in requests:
+        for i, req in enumerate(requests):
             self.calls.append(req)
             text = self._write(req)
             out.append(Completion(text, input_tokens=len(req.prompt) // 4, output_tokens=len(text) // 4))
-            if progress:
-                progress(1)
+            if on_result:
+                on_result(i, out[-1])
         return out
 
-    def classify(self, requests: Sequence[ClassifyRequest], progress: Progress | None = None) -> list[list[float]]:
+    def classify(self, requests: Sequence[ClassifyRequest], on_result: OnResult | None = None) -> list[list[float]]:
         out = []
-        for req in requests:
+        for i, req in enumerate(requests):
             self.calls.append(req)
             if self._verdicts is not None:
                 probs = list(self._verdicts(req))
@@ -193,6 +199,6 @@ class FakeProvider(Provider):
                 p = 0.5 if tail.startswith(" N/A\n") else 0.35 + 0.65 * _u("verdict", tail)
                 probs = [p] + [(1 - p) / (len(req.options) - 1)] * (len(req.options) - 1)
             out.append(probs)
-            if progress:
-                progress(1)
+            if on_result:
+                on_result(i, probs)
         return out

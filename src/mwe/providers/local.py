@@ -14,13 +14,13 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
 from ..errors import MissingDependency, ProviderError
-from .base import ClassifyRequest, Completion, CompletionRequest, Progress, Provider
+from .base import ClassifyRequest, Completion, CompletionRequest, OnResult, Provider
 
 __all__ = ["LocalProvider", "model_path"]
 
@@ -104,7 +104,8 @@ class LocalProvider(Provider):
                 self._pool = pool
             return self._pool
 
-    def _map(self, fn: Callable[[Any, R], T], requests: Sequence[R], progress: Progress | None) -> list[T]:
+    def _map(self, fn: Callable[[Any, R], T], requests: Sequence[R], on_result: OnResult | None) -> list[T]:
+        """Run on the worker threads; report each answer on the caller's thread as it lands."""
         pool = self._contexts()
 
         def one(req: R) -> T:
@@ -113,13 +114,23 @@ class LocalProvider(Provider):
                 return fn(llm, req)
             finally:
                 pool.put(llm)
-                if progress:
-                    progress(1)
 
+        results: list[Any] = [None] * len(requests)
         with ThreadPoolExecutor(max_workers=self.workers) as ex:
-            return list(ex.map(one, requests))
+            futures = {ex.submit(one, req): i for i, req in enumerate(requests)}
+            try:
+                for fut in as_completed(futures):
+                    i = futures[fut]
+                    results[i] = fut.result()
+                    if on_result:
+                        on_result(i, results[i])
+            except BaseException:
+                for fut in futures:
+                    fut.cancel()
+                raise
+        return results
 
-    def complete(self, requests: Sequence[CompletionRequest], progress: Progress | None = None) -> list[Completion]:
+    def complete(self, requests: Sequence[CompletionRequest], on_result: OnResult | None = None) -> list[Completion]:
         def one(llm: Any, req: CompletionRequest) -> Completion:
             out = llm.create_completion(
                 req.prompt,
@@ -136,9 +147,9 @@ class LocalProvider(Provider):
                 out["choices"][0]["text"], usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
             )
 
-        return self._map(one, requests, progress)
+        return self._map(one, requests, on_result)
 
-    def classify(self, requests: Sequence[ClassifyRequest], progress: Progress | None = None) -> list[list[float]]:
+    def classify(self, requests: Sequence[ClassifyRequest], on_result: OnResult | None = None) -> list[list[float]]:
         import llama_cpp
 
         def one(llm: Any, req: ClassifyRequest) -> list[float]:
@@ -157,7 +168,7 @@ class LocalProvider(Provider):
             p = np.exp(chosen - chosen.max())
             return [float(x) for x in p / p.sum()]
 
-        return self._map(one, requests, progress)
+        return self._map(one, requests, on_result)
 
     def close(self) -> None:
         with self._lock:

@@ -1,0 +1,353 @@
+"""What the API providers share: an event loop, bounded concurrency, the rate limiter, the one
+retry layer, fail-fast on refused keys, and keeping keys out of every message.
+
+Retries live here and only here: the SDK clients are built with `max_retries=0`, and instructor
+re-asks only on schema validation failures (once), never on transport errors. 429, 408, 409, 5xx,
+529, timeouts and dropped connections are retried with exponential backoff and full jitter, or
+after the server's `retry-after-ms` / `retry-after` when it sends one; a 429 pauses every worker.
+400-class answers are not retried (the same request would fail again); 401 and 403 raise
+AuthError, which cancels the requests in flight and ends the run before more is spent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import os
+import time
+from abc import abstractmethod
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, ClassVar, TypeVar
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from .._secrets import redact, register_secret
+from ..costs import request_size
+from ..errors import AuthError, CostLimitReached, ProviderError
+from .base import ChatRequest, ClassifyRequest, Completion, CompletionRequest, OnResult, Provider, ProviderSettings
+from .limiter import RateLimiter
+
+__all__ = ["ApiProvider", "RequestFailed", "retry_after", "status_of", "usage_pair"]
+
+_log = logging.getLogger("mwe.providers")
+R = TypeVar("R")
+T = TypeVar("T")
+
+RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
+AUTH_STATUS = frozenset({401, 403})
+DEFAULT_TIMEOUT_S = 120.0
+DEFAULT_MAX_RETRIES = 6
+
+
+class RequestFailed(Exception):
+    """A request that failed for a reason a retry cannot fix (a 400, a refusal, a schema mismatch
+    after the re-ask). It becomes a `Completion.error`, and so a rejection with its reason."""
+
+    def __init__(self, message: str, input_tokens: int = 0, output_tokens: int = 0) -> None:
+        super().__init__(message)
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
+
+
+def status_of(exc: BaseException) -> int | None:
+    status = getattr(exc, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def _headers(exc: BaseException) -> Mapping[str, str]:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    return headers if headers is not None else {}
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """The server's requested delay in seconds: retry-after-ms, then retry-after (seconds or date)."""
+    headers = _headers(exc)
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value) / scale)
+        except ValueError:
+            parsed = email.utils.parsedate_tz(value)
+            if parsed is not None:
+                return max(0.0, email.utils.mktime_tz(parsed) - time.time())
+    return None
+
+
+def _is_transient(exc: BaseException) -> bool:
+    status = status_of(exc)
+    if status is not None:
+        return status in RETRY_STATUS
+    name = type(exc).__name__
+    return name in ("APITimeoutError", "APIConnectionError") or isinstance(exc, (TimeoutError, ConnectionError))
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """instructor wraps a transport error in InstructorRetryException; retry on the cause."""
+    while type(exc).__name__ == "InstructorRetryException" and exc.__cause__ is not None:
+        cause = exc.__cause__
+        if type(cause).__module__.split(".")[0] in ("pydantic", "pydantic_core", "json", "instructor"):
+            break
+        exc = cause
+    return exc
+
+
+class ApiProvider(Provider):
+    """Base for providers reached over HTTP. Subclasses build the SDK client and make one call."""
+
+    chat: ClassVar[bool] = True
+    key_env: ClassVar[str] = ""
+    """Environment variable holding the key, unless the user names another with --api-key-env."""
+    needs_key: ClassVar[bool] = True
+    default_concurrency: ClassVar[int] = 8
+
+    def __init__(self, model: str, settings: ProviderSettings) -> None:
+        super().__init__(model)
+        if not model or model == self.name:
+            raise ProviderError(f"{self.name}: name a model, e.g. {self.name}/<model>")
+        from ..config import model_config
+
+        conf = model_config(self.label)
+        self.settings = settings
+        self.concurrency = settings.concurrency or int(conf.get("concurrency", self.default_concurrency))
+        self.timeout = settings.timeout or float(conf.get("timeout", DEFAULT_TIMEOUT_S))
+        self.max_retries = settings.max_retries if settings.max_retries is not None else DEFAULT_MAX_RETRIES
+        self.limiter = RateLimiter(
+            settings.rpm or conf.get("rpm"), settings.itpm or conf.get("itpm"), settings.otpm or conf.get("otpm")
+        )
+        self.before_send: Callable[[Any], None] | None = None
+        """Set by the engine: raises CostLimitReached when a request would pass --max-cost."""
+        self.retries = 0
+        self._runner: asyncio.Runner | None = None
+        self._client: Any = None
+        self._fatal: BaseException | None = None
+        # instructor logs every failed attempt at ERROR; this layer reports what matters itself.
+        logging.getLogger("instructor").setLevel(logging.CRITICAL)
+
+    # --- keys -------------------------------------------------------------------------------
+    @property
+    def key_variable(self) -> str:
+        return self.settings.api_key_env or self.key_env
+
+    def api_key(self) -> str:
+        name = self.key_variable
+        value = os.environ.get(name, "") if name else ""
+        if not value:
+            if not self.needs_key:
+                return "not-needed"
+            raise AuthError(
+                f"{self.label}: no API key: set the environment variable {name} (keys are read from the environment only)"
+            )
+        register_secret(value)
+        return value
+
+    def check_ready(self) -> None:
+        self.api_key()
+        self._import_sdk()
+
+    def describe(self) -> dict[str, Any]:
+        d = {**super().describe(), "key_env": self.key_variable, "concurrency": self.concurrency}
+        if self.settings.base_url:
+            d["base_url"] = self.settings.base_url
+        d["rate_limits"] = {k: v for k, v in self.limiter.limits().items() if v}
+        return d
+
+    # --- what subclasses provide ------------------------------------------------------------
+    @abstractmethod
+    def _import_sdk(self) -> None:
+        """Import the SDK, raising MissingDependency with the install command if it is absent."""
+
+    @abstractmethod
+    def _make_client(self) -> Any:
+        """The SDK's async client with max_retries=0 and `self._on_response` as a response hook."""
+
+    @abstractmethod
+    async def _structured(self, req: ChatRequest) -> Completion: ...
+
+    @abstractmethod
+    async def _complete(self, req: CompletionRequest) -> Completion: ...
+
+    # --- plumbing ---------------------------------------------------------------------------
+    async def _on_response(self, response: Any) -> None:
+        self.limiter.observe(response.headers)
+
+    def _loop(self) -> asyncio.Runner:
+        if self._runner is None:
+            self._runner = asyncio.Runner()
+        return self._runner
+
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self._make_client()
+        return self._client
+
+    def structured(self, requests: Sequence[ChatRequest], on_result: OnResult | None = None) -> list[Completion]:
+        return self._run_all(requests, self._structured, on_result, request_size)
+
+    def complete(self, requests: Sequence[CompletionRequest], on_result: OnResult | None = None) -> list[Completion]:
+        return self._run_all(requests, self._complete, on_result, request_size)
+
+    def classify(self, requests: Sequence[ClassifyRequest], on_result: OnResult | None = None) -> list[list[float]]:
+        raise ProviderError(f"{self.label} gives no log-probabilities here; chat models are judged with a rubric")
+
+    def _run_all(
+        self,
+        requests: Sequence[R],
+        one: Callable[[R], Awaitable[Completion]],
+        on_result: OnResult | None,
+        size: Callable[[R], tuple[int, int]],
+    ) -> list[Completion]:
+        if self._fatal is not None:
+            raise self._fatal
+        self.check_ready()
+        return self._loop().run(self._gather(requests, one, on_result, size))
+
+    async def _gather(
+        self,
+        requests: Sequence[R],
+        one: Callable[[R], Awaitable[Completion]],
+        on_result: OnResult | None,
+        size: Callable[[R], tuple[int, int]],
+    ) -> list[Completion]:
+        sem = asyncio.Semaphore(self.concurrency)
+        results: list[Completion | None] = [None] * len(requests)
+        stopped: list[CostLimitReached] = []
+
+        async def task(i: int, req: R) -> None:
+            async with sem:
+                if stopped:
+                    return
+                try:
+                    if self.before_send is not None:
+                        self.before_send(req)
+                except CostLimitReached as exc:
+                    stopped.append(exc)  # send nothing more, but let the requests in flight land
+                    return
+                est_in, est_out = size(req)
+                answer = await self._send(one, req, est_in, est_out)
+            results[i] = answer
+            if on_result is not None:
+                on_result(i, answer)
+
+        tasks = [asyncio.create_task(task(i, r)) for i, r in enumerate(requests)]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException as exc:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if isinstance(exc, AuthError):
+                self._fatal = exc
+            raise
+        if stopped:
+            raise stopped[0]
+        return [r for r in results if r is not None]
+
+    async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Run `call` under the one retry layer; the last error is re-raised as it came."""
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            hint = retry_after(exc) if exc is not None else None
+            backoff = float(wait_random_exponential(multiplier=0.5, max=30)(state))
+            delay = min(hint, 300.0) if hint is not None else backoff
+            if exc is not None and status_of(exc) == 429:
+                self.limiter.pause(delay)  # every worker backs off, not only this one
+            return delay
+
+        def log_retry(state: RetryCallState) -> None:
+            self.retries += 1
+            exc = state.outcome.exception() if state.outcome else None
+            _log.info("%s: retrying after %s (attempt %d)", self.label, _describe(exc), state.attempt_number)
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(_is_transient),
+            wait=wait,
+            stop=stop_after_attempt(self.max_retries + 1),
+            before_sleep=log_retry,
+            reraise=True,
+        )
+        try:
+            return await retrying(call)
+        except (RequestFailed, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            status = status_of(exc)
+            if status in AUTH_STATUS:
+                self._fatal = AuthError(
+                    f"{self.label}: the API refused the key in {self.key_variable} (HTTP {status}); "
+                    "the run stopped before sending more requests"
+                )
+                raise self._fatal from None
+            if status == 404:
+                raise ProviderError(f"{self.label}: not found (HTTP 404): check the model name and base URL") from None
+            raise
+
+    async def _send(self, one: Callable[[R], Awaitable[Completion]], req: R, est_in: int, est_out: int) -> Completion:
+        """One request through the limiter and the retry layer. Failures a retry cannot fix come
+        back as `Completion.error`; refused keys raise AuthError."""
+
+        async def attempt() -> Completion:
+            await self.limiter.acquire(est_in, est_out)
+            try:
+                answer = await one(req)
+            except BaseException as exc:
+                self.limiter.settle(est_in, est_in, est_out, 0)
+                inner = _unwrap(exc)
+                if type(inner).__name__ == "InstructorRetryException":
+                    usage = getattr(inner, "total_usage", None)
+                    raise RequestFailed(
+                        f"the answer did not fit the {getattr(req, 'schema', type(None)).__name__} schema "
+                        f"after one re-ask: {redact(str(inner))[:300]}",
+                        *usage_pair(usage),
+                    ) from None
+                raise inner from None
+            self.limiter.settle(est_in, answer.input_tokens + answer.cache_write_tokens, est_out, answer.output_tokens)
+            return answer
+
+        try:
+            return await self._retrying(attempt)
+        except RequestFailed as exc:
+            return Completion("", exc.input_tokens, exc.output_tokens, error=redact(str(exc)))
+        except (AuthError, ProviderError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            return Completion("", error=f"{_describe(exc)} (not retried further)")
+
+    def _sync(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Run one call (a batch operation) on the provider's loop, under the retry layer."""
+        if self._fatal is not None:
+            raise self._fatal
+        self.check_ready()
+        return self._loop().run(self._retrying(call))
+
+    def close(self) -> None:
+        if self._runner is not None:
+            if self._client is not None:
+                try:
+                    self._runner.run(self._client.close())
+                except Exception:  # closing a dead connection is not worth failing a build for
+                    pass
+            self._runner.close()
+        self._runner = None
+        self._client = None
+
+
+def usage_pair(usage: Any) -> tuple[int, int]:
+    """(input, output) tokens from an Anthropic or OpenAI usage object, or zeros."""
+    if usage is None:
+        return 0, 0
+    i = getattr(usage, "input_tokens", None) or getattr(usage, "prompt_tokens", None) or 0
+    o = getattr(usage, "output_tokens", None) or getattr(usage, "completion_tokens", None) or 0
+    return int(i), int(o)
+
+
+def _describe(exc: BaseException | None) -> str:
+    if exc is None:
+        return "an unknown error"
+    status = status_of(exc)
+    text = redact(str(exc))[:300]
+    return f"HTTP {status}: {text}" if status is not None else f"{type(exc).__name__}: {text}"

@@ -1,0 +1,501 @@
+"""A real HTTP server on 127.0.0.1 that speaks the Anthropic and OpenAI wire formats.
+
+mwe's providers talk to it through the real SDKs and instructor, so tests exercise the wire
+format, retries, rate limits, batches and key handling without a network or a key. It answers
+the schemas mwe asks for (McqBatch items, RubricVerdict scores) with templated items, counts
+every request, can enforce requests/min and tokens/min like a real API, and plays faults from a
+queue: `server.fail("429", "500")` makes the next two model requests fail that way.
+
+Fault names: 429 (retry-after: 1 s), 429-ms (retry-after-ms: 50), 429-none (no header),
+400, 401, 403, 404, 500, 502, 503, 529, hang (answers after `hang_s`), reset (drops the
+connection), truncated (half a JSON body), invalid-json, schema (JSON that violates the schema),
+refusal (a text answer instead of structured output), wrong-count (fewer items than asked).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import socket
+import threading
+import time
+import uuid
+from collections import Counter, deque
+from email.parser import BytesParser
+from email.policy import default as email_policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from mwe.providers.fake import fake_item
+
+__all__ = ["Loopback"]
+
+
+def _tokens(text: str) -> int:
+    return len(text) // 4 + 1
+
+
+class _Bucket:
+    def __init__(self, per_minute: float, burst_s: float) -> None:
+        self.rate = per_minute / 60
+        self.capacity = max(1.0, per_minute * burst_s / 60)
+        self.level = self.capacity
+        self.stamp = time.monotonic()
+
+    def take(self, amount: float) -> float:
+        """0 if taken, else seconds until it could be."""
+        now = time.monotonic()
+        self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.level >= amount:
+            self.level -= amount
+            return 0.0
+        return (amount - self.level) / self.rate
+
+
+class Loopback:
+    def __init__(
+        self,
+        *,
+        key: str | None = None,
+        latency: tuple[float, float] = (0.0, 0.0),
+        rpm: float | None = None,
+        tpm: float | None = None,
+        burst_s: float = 1.0,
+        hang_s: float = 5.0,
+        score: int | None = None,
+        batch_polls: int = 1,
+    ) -> None:
+        self.key = key
+        self.latency = latency
+        self.hang_s = hang_s
+        self.score = score
+        self.batch_polls = batch_polls
+        self.rpm = rpm
+        self.tpm = tpm
+        self._req_bucket = _Bucket(rpm, burst_s) if rpm else None
+        self._tok_bucket = _Bucket(tpm, burst_s) if tpm else None
+        self.faults: deque[str] = deque()
+        self.counts: Counter[str] = Counter()
+        self.model_requests = 0
+        self.accepted: list[float] = []
+        """Monotonic times of model requests answered 200 (for throughput figures)."""
+        self.output_tokens = 0
+        self.log: list[dict[str, Any]] = []
+        self.headers_seen: list[dict[str, str]] = []
+        self._lock = threading.Lock()
+        self._cached_prefixes: set[str] = set()
+        self._files: dict[str, bytes] = {}
+        self._batches: dict[str, dict[str, Any]] = {}
+        self._server: ThreadingHTTPServer | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def __enter__(self) -> Loopback:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                owner._handle(self, "GET")
+
+            def do_POST(self) -> None:
+                owner._handle(self, "POST")
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def fail(self, *faults: str) -> None:
+        self.faults.extend(faults)
+
+    # --- request handling ------------------------------------------------------------------
+    def _handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
+        path = h.path.split("?")[0]
+        route = path.removeprefix("/v1") if path.startswith("/v1/") else path
+        length = int(h.headers.get("content-length") or 0)
+        raw = h.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in h.headers.items()}
+        with self._lock:
+            self.counts[f"{method} {route}"] += 1
+            self.headers_seen.append(headers)
+        if self.key is not None:
+            given = headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ")
+            if given != self.key:
+                return self._error(h, 401, "authentication_error", "invalid x-api-key")
+        try:
+            if method == "POST" and route in ("/messages", "/chat/completions"):
+                return self._model(h, route, json.loads(raw or b"{}"))
+            if method == "POST" and route == "/messages/batches":
+                return self._anthropic_batch_create(h, json.loads(raw))
+            m = re.fullmatch(r"/messages/batches/([\w-]+)(/results)?", route)
+            if method == "GET" and m:
+                return self._anthropic_batch_get(h, m.group(1), bool(m.group(2)))
+            if method == "POST" and route == "/files":
+                return self._file_upload(h, headers.get("content-type", ""), raw)
+            m = re.fullmatch(r"/files/([\w-]+)/content", route)
+            if method == "GET" and m:
+                return self._send(h, 200, self._files[m.group(1)], "application/jsonl")
+            if method == "POST" and route == "/batches":
+                return self._openai_batch_create(h, json.loads(raw))
+            m = re.fullmatch(r"/batches/([\w-]+)", route)
+            if method == "GET" and m:
+                return self._openai_batch_get(h, m.group(1))
+        except (KeyError, json.JSONDecodeError) as exc:
+            return self._error(h, 400, "invalid_request_error", f"bad request: {exc}")
+        return self._error(h, 404, "not_found_error", f"no route {method} {route}")
+
+    def _send(
+        self,
+        h: BaseHTTPRequestHandler,
+        status: int,
+        body: bytes,
+        ctype: str = "application/json",
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        h.send_response(status)
+        h.send_header("content-type", ctype)
+        h.send_header("content-length", str(len(body)))
+        h.send_header("request-id", "req_" + uuid.uuid4().hex[:12])
+        for k, v in (extra or {}).items():
+            h.send_header(k, v)
+        h.end_headers()
+        h.wfile.write(body)
+
+    def _json(self, h: BaseHTTPRequestHandler, status: int, obj: Any, extra: dict[str, str] | None = None) -> None:
+        self._send(h, status, json.dumps(obj).encode(), extra=extra)
+
+    def _error(
+        self, h: BaseHTTPRequestHandler, status: int, kind: str, message: str, extra: dict[str, str] | None = None
+    ) -> None:
+        body = {"type": "error", "error": {"type": kind, "message": message, "code": kind}}
+        self._json(h, status, body, extra)
+
+    def _rate_headers(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        if self._req_bucket and self.rpm:
+            out["x-ratelimit-limit-requests"] = str(int(self.rpm))
+            out["x-ratelimit-remaining-requests"] = str(max(0, int(self._req_bucket.level)))
+            out["anthropic-ratelimit-requests-limit"] = str(int(self.rpm))
+        if self._tok_bucket and self.tpm:
+            out["x-ratelimit-limit-tokens"] = str(int(self.tpm))
+            out["x-ratelimit-remaining-tokens"] = str(max(0, int(self._tok_bucket.level)))
+        return out
+
+    def _model(self, h: BaseHTTPRequestHandler, route: str, body: dict[str, Any]) -> None:
+        with self._lock:
+            self.model_requests += 1
+            self.log.append(body)
+            fault = self.faults.popleft() if self.faults else None
+        if fault:
+            done = self._fault(h, fault, route, body)
+            if done:
+                return
+        tokens = _tokens(json.dumps(body))
+        with self._lock:
+            wait = self._req_bucket.take(1) if self._req_bucket else 0.0
+            if not wait and self._tok_bucket:
+                wait = self._tok_bucket.take(tokens)
+                if wait and self._req_bucket:
+                    self._req_bucket.level += 1  # refused: give the request slot back
+            headers = self._rate_headers()
+        if wait:
+            headers["retry-after-ms"] = str(int(wait * 1000) + 1)
+            return self._error(h, 429, "rate_limit_error", "rate limited", headers)
+        lo, hi = self.latency
+        if hi:
+            time.sleep(random.uniform(lo, hi))
+        answer = self._answer(route, body, fault)
+        with self._lock:
+            self.accepted.append(time.monotonic())
+        self._json(h, 200, answer, headers)
+
+    def _fault(self, h: BaseHTTPRequestHandler, fault: str, route: str, body: dict[str, Any]) -> bool:
+        """Play a fault; True when the response is finished, False when _answer shapes it."""
+        if fault == "429":
+            self._error(h, 429, "rate_limit_error", "slow down", {"retry-after": "1"})
+        elif fault == "429-ms":
+            self._error(h, 429, "rate_limit_error", "slow down", {"retry-after-ms": "50"})
+        elif fault == "429-none":
+            self._error(h, 429, "rate_limit_error", "slow down")
+        elif fault in ("400", "401", "403", "404", "500", "502", "503", "529"):
+            kinds = {
+                "400": "invalid_request_error",
+                "401": "authentication_error",
+                "403": "permission_error",
+                "529": "overloaded_error",
+            }
+            self._error(h, int(fault), kinds.get(fault, "api_error"), f"injected {fault}")
+        elif fault == "hang":
+            time.sleep(self.hang_s)
+            return False
+        elif fault == "reset":
+            h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            h.connection.close()
+            h.close_connection = True
+        elif fault == "truncated":
+            data = json.dumps(self._answer(route, body, None)).encode()
+            self._send(h, 200, data[: len(data) // 2])
+        elif fault == "invalid-json":
+            self._send(h, 200, b"{this is not json")
+        else:
+            return False  # schema / refusal / wrong-count shape the answer itself
+        return True
+
+    # --- answers ---------------------------------------------------------------------------
+    def _schema_name(self, body: dict[str, Any]) -> str:
+        text = json.dumps(body)
+        for name in ("McqBatch", "RubricVerdict"):
+            if name in text:
+                return name
+        return "text"
+
+    def _payload(self, body: dict[str, Any], fault: str | None) -> dict[str, Any] | str:
+        name = self._schema_name(body)
+        messages = body.get("messages", [])
+        user = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
+        user = user if isinstance(user, str) else json.dumps(user)
+        if fault == "refusal":
+            return "I'm sorry, but I can't help with writing these questions."
+        if fault == "schema":
+            return {"items": [{"question": "Missing its choices"}]} if name == "McqBatch" else {"score": "high"}
+        if name == "McqBatch":
+            m = re.search(r'Write (\d+) new questions for the facet "([^"]+)"', user)
+            k, facet = (int(m.group(1)), m.group(2)) if m else (2, "the task")
+            if fault == "wrong-count":
+                k = max(1, k // 2)
+            seed = int(hashlib.sha256(user.encode()).hexdigest()[:8], 16)
+            items = []
+            for i in range(k):
+                question, yes, no = fake_item(random.Random(seed * 100 + i), facet)
+                flip = (seed + i) % 2 == 1
+                items.append(
+                    {
+                        "question": question,
+                        "choices": [no, yes] if flip else [yes, no],
+                        "answer_matching_behavior": "B" if flip else "A",
+                    }
+                )
+            return {"items": items}
+        if name == "RubricVerdict":
+            score = (
+                self.score if self.score is not None else 7 + int(hashlib.sha256(user.encode()).hexdigest()[:2], 16) % 3
+            )
+            return {"reason": "clear scenario; the marked option shows the behaviour", "score": score}
+        return "A plain answer from the loopback server."
+
+    def _usage_anthropic(self, body: dict[str, Any], out_text: str) -> dict[str, int]:
+        system = body.get("system")
+        cached = ""
+        if isinstance(system, list):
+            cached = "".join(b.get("text", "") for b in system if b.get("cache_control"))
+        rest = _tokens(json.dumps(body)) - (_tokens(cached) if cached else 0)
+        usage = {
+            "input_tokens": max(1, rest),
+            "output_tokens": _tokens(out_text),
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+        }
+        if cached:
+            with self._lock:
+                seen = cached in self._cached_prefixes
+                self._cached_prefixes.add(cached)
+            usage["cache_read_input_tokens" if seen else "cache_creation_input_tokens"] = _tokens(cached)
+        return usage
+
+    def _answer(self, route: str, body: dict[str, Any], fault: str | None) -> dict[str, Any]:
+        payload = self._payload(body, fault)
+        out_text = payload if isinstance(payload, str) else json.dumps(payload)
+        with self._lock:
+            self.output_tokens += _tokens(out_text)
+        if route == "/messages":
+            if isinstance(payload, str):
+                content: list[dict[str, Any]] = [{"type": "text", "text": payload}]
+                stop = "end_turn"
+            else:
+                tool = (body.get("tools") or [{"name": "extract_data"}])[0]["name"]
+                content = [{"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:16], "name": tool, "input": payload}]
+                stop = "tool_use"
+            return {
+                "id": "msg_" + uuid.uuid4().hex[:16],
+                "type": "message",
+                "role": "assistant",
+                "model": body.get("model", "loopback"),
+                "content": content,
+                "stop_reason": stop,
+                "stop_sequence": None,
+                "usage": self._usage_anthropic(body, out_text),
+            }
+        message: dict[str, Any] = {"role": "assistant", "content": None}
+        finish = "stop"
+        if isinstance(payload, str):
+            message["content"] = payload
+        elif body.get("tools"):
+            name = body["tools"][0]["function"]["name"]
+            message["tool_calls"] = [
+                {
+                    "id": "call_" + uuid.uuid4().hex[:12],
+                    "type": "function",
+                    "function": {"name": name, "arguments": out_text},
+                }
+            ]
+            finish = "tool_calls"
+        else:
+            message["content"] = out_text
+        prompt = _tokens(json.dumps(body.get("messages", [])))
+        return {
+            "id": "chatcmpl-" + uuid.uuid4().hex[:12],
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "loopback"),
+            "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+            "usage": {
+                "prompt_tokens": prompt,
+                "completion_tokens": _tokens(out_text),
+                "total_tokens": prompt + _tokens(out_text),
+            },
+        }
+
+    # --- batches ---------------------------------------------------------------------------
+    def _anthropic_batch_create(self, h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        batch_id = "msgbatch_" + uuid.uuid4().hex[:16]
+        results = []
+        for entry in body["requests"]:
+            message = self._answer("/messages", entry["params"], None)
+            results.append({"custom_id": entry["custom_id"], "result": {"type": "succeeded", "message": message}})
+        with self._lock:
+            self._batches[batch_id] = {"kind": "anthropic", "results": results, "polls": 0, "n": len(results)}
+        self._json(h, 200, self._anthropic_batch_obj(batch_id))
+
+    def _anthropic_batch_obj(self, batch_id: str) -> dict[str, Any]:
+        b = self._batches[batch_id]
+        ended = b["polls"] >= self.batch_polls
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        return {
+            "id": batch_id,
+            "type": "message_batch",
+            "processing_status": "ended" if ended else "in_progress",
+            "request_counts": {
+                "processing": 0 if ended else b["n"],
+                "succeeded": b["n"] if ended else 0,
+                "errored": 0,
+                "canceled": 0,
+                "expired": 0,
+            },
+            "created_at": now,
+            "expires_at": now,
+            "ended_at": now if ended else None,
+            "archived_at": None,
+            "cancel_initiated_at": None,
+            "results_url": f"{self.url}/v1/messages/batches/{batch_id}/results" if ended else None,
+        }
+
+    def _anthropic_batch_get(self, h: BaseHTTPRequestHandler, batch_id: str, results: bool) -> None:
+        if batch_id not in self._batches:
+            return self._error(h, 404, "not_found_error", "no such batch")
+        b = self._batches[batch_id]
+        if results:
+            data = "\n".join(json.dumps(r) for r in b["results"]) + "\n"
+            return self._send(h, 200, data.encode(), "application/binary")
+        with self._lock:
+            b["polls"] += 1
+        self._json(h, 200, self._anthropic_batch_obj(batch_id))
+
+    def _file_upload(self, h: BaseHTTPRequestHandler, ctype: str, raw: bytes) -> None:
+        msg = BytesParser(policy=email_policy).parsebytes(b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + raw)
+        data = b""
+        for part in msg.iter_parts():
+            if part.get_param("name", header="content-disposition") == "file":
+                data = part.get_payload(decode=True) or b""
+        file_id = "file-" + uuid.uuid4().hex[:16]
+        self._files[file_id] = data
+        self._json(
+            h,
+            200,
+            {
+                "id": file_id,
+                "object": "file",
+                "bytes": len(data),
+                "created_at": int(time.time()),
+                "filename": "input.jsonl",
+                "purpose": "batch",
+                "status": "processed",
+            },
+        )
+
+    def _openai_batch_create(self, h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        batch_id = "batch_" + uuid.uuid4().hex[:16]
+        lines = []
+        for line in self._files[body["input_file_id"]].decode().splitlines():
+            if not line.strip():
+                continue
+            entry = json.loads(line)
+            answer = self._answer("/chat/completions", entry["body"], None)
+            lines.append(
+                {
+                    "id": "batch_req_" + uuid.uuid4().hex[:8],
+                    "custom_id": entry["custom_id"],
+                    "response": {"status_code": 200, "request_id": "r", "body": answer},
+                    "error": None,
+                }
+            )
+        out_id = "file-" + uuid.uuid4().hex[:16]
+        self._files[out_id] = ("\n".join(json.dumps(x) for x in lines) + "\n").encode()
+        with self._lock:
+            self._batches[batch_id] = {
+                "kind": "openai",
+                "polls": 0,
+                "n": len(lines),
+                "output": out_id,
+                "input": body["input_file_id"],
+            }
+        self._json(h, 200, self._openai_batch_obj(batch_id))
+
+    def _openai_batch_obj(self, batch_id: str) -> dict[str, Any]:
+        b = self._batches[batch_id]
+        ended = b["polls"] >= self.batch_polls
+        return {
+            "id": batch_id,
+            "object": "batch",
+            "endpoint": "/v1/chat/completions",
+            "input_file_id": b["input"],
+            "completion_window": "24h",
+            "status": "completed" if ended else "in_progress",
+            "created_at": int(time.time()),
+            "output_file_id": b["output"] if ended else None,
+            "error_file_id": None,
+            "request_counts": {"total": b["n"], "completed": b["n"] if ended else 0, "failed": 0},
+        }
+
+    def _openai_batch_get(self, h: BaseHTTPRequestHandler, batch_id: str) -> None:
+        if batch_id not in self._batches:
+            return self._error(h, 404, "not_found_error", "no such batch")
+        with self._lock:
+            self._batches[batch_id]["polls"] += 1
+        self._json(h, 200, self._openai_batch_obj(batch_id))
+
+    @property
+    def batches_created(self) -> int:
+        return len(self._batches)
