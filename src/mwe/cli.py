@@ -143,7 +143,7 @@ def _print_estimate(est: dict[str, object]) -> None:
 
     table = Table(title=f"{est['threat_model']}: dry run for n={est['n']}" + (" (batch)" if est["batch"] else ""))
     for col in ("stage", "model", "requests", "input tok", "output tok", "expected", "at most"):
-        table.add_column(col, justify="left" if col in ("stage", "model") else "right")
+        table.add_column(col, justify="left" if col in ("stage", "model") else "right", no_wrap=col == "stage")
     stages = est["stages"]
     assert isinstance(stages, dict)
     for stage, s in stages.items():

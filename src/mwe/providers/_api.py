@@ -292,6 +292,8 @@ class ApiProvider(Provider):
 
         async def attempt() -> Completion:
             await self.limiter.acquire(est_in, est_out)
+            if self._fatal is not None:  # a refused key while this one waited: send nothing more
+                raise self._fatal
             try:
                 answer = await one(req)
             except BaseException as exc:
@@ -322,7 +324,11 @@ class ApiProvider(Provider):
         if self._fatal is not None:
             raise self._fatal
         self.check_ready()
-        return self._loop().run(self._retrying(call))
+
+        async def attempt() -> T:
+            return await call()  # a fresh coroutine per attempt
+
+        return self._loop().run(self._retrying(attempt))
 
     def close(self) -> None:
         if self._runner is not None:
