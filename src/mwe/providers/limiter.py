@@ -1,8 +1,8 @@
 """Client-side rate limiting for requests/min, input tokens/min and output tokens/min.
 
 Each limit is a token bucket that refills continuously (the model Anthropic and OpenAI describe),
-holding at most `burst_s` seconds of allowance so a run does not open with a burst the server
-would refuse. Output tokens are reserved at `max_tokens` when a request is sent and the unused
+holding at most `burst_s` seconds of allowance (2 s), so a run does not open with a burst the
+server would refuse. Output tokens are reserved at `max_tokens` when a request is sent and the unused
 part is given back when the answer reports its usage, as Anthropic's own OTPM accounting does.
 The limits adapt to what the server says in its rate-limit headers, and a 429's retry-after
 pauses every worker, not just the one that was refused.
@@ -71,7 +71,7 @@ class RateLimiter:
         rpm: float | None = None,
         itpm: float | None = None,
         otpm: float | None = None,
-        burst_s: float = 10.0,
+        burst_s: float = 2.0,
     ) -> None:
         self.configured = {"rpm": rpm, "itpm": itpm, "otpm": otpm}
         self.buckets = {name: _Bucket(v, burst_s) for name, v in self.configured.items()}
@@ -98,7 +98,11 @@ class RateLimiter:
         self.buckets["otpm"].give(reserved_out - actual_out)
 
     def pause(self, seconds: float) -> None:
+        """A 429: nobody sends until the server's retry-after has passed, and the allowance we
+        thought we had is gone."""
         self.paused_until = max(self.paused_until, time.monotonic() + seconds)
+        for b in self.buckets.values():
+            b.cap(0.0)
 
     def observe(self, headers: Mapping[str, str]) -> None:
         """Adopt the server's limits (never above what the user set) and its remaining allowance."""
