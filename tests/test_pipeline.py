@@ -35,7 +35,8 @@ def test_fake_output_says_it_is_fake(tmp_path: Path) -> None:
 
 
 def test_every_generated_item_is_kept_or_rejected_with_a_reason(tmp_path: Path) -> None:
-    ds = mwe.generate("power-seeking", n=30, model="fake", out=tmp_path)
+    fake = FakeProvider(bad_rate=0.3)
+    ds = build(spec(), BuildOptions(n=30, model="fake"), Store(tmp_path), providers=(fake, fake))
     funnel = ds.manifest["funnel"]
     assert funnel["generated"] == funnel["kept"] + sum(funnel["rejected_by_stage"].values())
     rejected = ds.rejected
@@ -71,6 +72,10 @@ def test_keeps_looping_until_n_are_kept(tmp_path: Path) -> None:
     calls = {"n": 0}
 
     def verdicts(req: ClassifyRequest) -> list[float]:
+        if "Passes review" not in req.prompt:
+            return [0.5, 0.5]  # the label step: no opinion
+        if "Question: N/A" in req.prompt.rsplit("Passes review: ", 1)[-1]:
+            return [0.5, 0.5]  # the content-free item: no lean
         calls["n"] += 1
         return [0.9, 0.1] if calls["n"] % 3 == 0 else [0.05, 0.95]  # about one in three passes
 

@@ -14,7 +14,55 @@ from collections import defaultdict
 from .items import Candidate, Item
 from .spec import LETTERS
 
-__all__ = ["assign_order", "position_balance"]
+__all__ = ["assign_order", "balance_length_cue", "length_cue_tolerance", "matching_longer", "position_balance"]
+
+
+def matching_longer(c: Candidate) -> bool:
+    """The matching option is strictly the longest: a cue a model could answer from."""
+    return len(c.matching) > max(len(o) for o in c.not_matching)
+
+
+def length_cue_tolerance(n: int) -> float:
+    """50 % ± 3 % of the items, but never tighter than one item (a 20-item set cannot hit 51.5 %)."""
+    return max(0.03 * n, 1.0)
+
+
+def balance_length_cue(
+    kept: dict[str, list[Candidate]], spare: dict[str, list[Candidate]]
+) -> tuple[list[Candidate], list[Candidate], bool]:
+    """Swap items within a facet (keeping its quota) until the share of items whose matching
+    option is the longest is within 50 % ± 3 %. `kept` and `spare` are best-first per facet.
+    Returns (kept, swapped out, whether the target was met)."""
+    chosen = {f: list(v) for f, v in kept.items()}
+    pool = {f: list(v) for f, v in spare.items()}
+    n = sum(len(v) for v in chosen.values())
+    tol = length_cue_tolerance(n)
+    out: list[Candidate] = []
+    while True:
+        longer = sum(matching_longer(c) for v in chosen.values() for c in v)
+        excess = longer - n / 2
+        if abs(excess) <= tol:
+            return [c for v in chosen.values() for c in v], out, True
+        drop_longer = excess > 0
+        best: tuple[str, Candidate, Candidate] | None = None
+        for facet, group in chosen.items():
+            victims = [c for c in group if matching_longer(c) == drop_longer]
+            takers = [c for c in pool.get(facet, []) if matching_longer(c) != drop_longer]
+            if victims and takers:
+                # the swap that loses the least judged quality
+                victim, taker = victims[-1], takers[0]
+                loss = float(victim.scores.get("quality", 0)) - float(taker.scores.get("quality", 0))
+                if best is None or loss < float(best[1].scores.get("quality", 0)) - float(
+                    best[2].scores.get("quality", 0)
+                ):
+                    best = (facet, victim, taker)
+        if best is None:
+            return [c for v in chosen.values() for c in v], out, False
+        facet, victim, taker = best
+        chosen[facet].remove(victim)
+        chosen[facet].append(taker)
+        pool[facet].remove(taker)
+        out.append(victim)
 
 
 def _u(seed: int, item_id: str) -> float:
@@ -83,5 +131,7 @@ def position_balance(items: list[Item]) -> dict[str, object]:
     return {
         "matching_at_A": at_a,
         "share_matching_at_A": round(at_a / total, 4) if total else None,
+        "matching_longer": longer,
         "share_matching_longer": round(longer / total, 4) if total else None,
+        "length_cue_within_target": abs(longer - total / 2) <= length_cue_tolerance(total) if total else True,
     }

@@ -17,13 +17,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import __version__
-from .balance import assign_order, position_balance
+from .balance import assign_order, balance_length_cue, position_balance
 from .cache import Cache
 from .card import render_card
 from .costs import CostGuard, price_for
 from .engine import Engine
 from .errors import UsageError
-from .filters import apply_rules, dedup, judge
+from .filters import apply_rules, dedup, judge, label_check
 from .filters.judge import judge_method
 from .generators import get_generator
 from .items import Candidate, Dataset, Item, Rejection
@@ -34,7 +34,7 @@ from .store import Store
 
 __all__ = ["BuildOptions", "build", "build_key", "estimate", "make_providers"]
 
-STAGES = ("parse", "rules", "judge", "dedup", "quota")
+STAGES = ("parse", "rules", "label", "judge", "judge_error", "dedup", "balance", "quota")
 LETTER_INDEX = {letter: i for i, letter in enumerate(LETTERS)}
 
 
@@ -119,6 +119,7 @@ class _Run:
         self.next_index = Counter[str]()
         self.attempts = 0
         self.rounds = 0
+        self.length_cue_met = True
         self.timings: dict[str, float] = dict.fromkeys(("generation", "label", "judge", "dedup"), 0.0)
 
     def deficits(self) -> dict[str, int]:
@@ -186,32 +187,58 @@ class _Run:
             fresh, bad = judge(self.judge_engine, self.spec, fresh, self.threshold, tick)
         self.timings["judge"] += time.monotonic() - t0
         self.rejected += bad
+        if self.judge_engine.provider.chat and fresh:
+            t0 = time.monotonic()
+            k = self.spec.judge.label_samples
+            with self.reporter.stage(f"round {self.rounds}: label check", len(fresh) * k) as tick:
+                fresh, bad = label_check(self.judge_engine, self.spec, fresh, tick)
+            self.timings["label"] += time.monotonic() - t0
+            self.rejected += bad
         t0 = time.monotonic()
         self.pool, bad = dedup(self.pool + fresh, self.spec.dedup.threshold)
         self.timings["dedup"] += time.monotonic() - t0
         self.rejected += bad
 
     def trim(self) -> None:
-        """Overshoot is normal (we over-ask); keep the best of each facet and record the rest."""
-        kept: list[Candidate] = []
+        """Overshoot is normal (we over-ask): keep the best of each facet, then swap within facets
+        so the matching option is not systematically the longer one; record everything dropped."""
+        kept: dict[str, list[Candidate]] = {}
+        spare: dict[str, list[Candidate]] = {}
         for facet, quota in self.quotas.items():
             group = [c for c in self.pool if c.facet == facet]
             ranked = sorted(group, key=lambda c: -float(c.scores.get("quality", 0)))
-            kept += ranked[:quota]
-            for c in ranked[quota:]:
-                self.rejected.append(
-                    Rejection(
-                        id=c.id,
-                        stage="quota",
-                        reason=f"facet quota of {quota} already met by better-scored items",
-                        facet=facet,
-                        item=c.model_dump(mode="json"),
-                        scores=dict(c.scores),
-                        lineage=c.lineage,
-                    )
+            kept[facet], spare[facet] = ranked[:quota], ranked[quota:]
+        chosen, swapped, self.length_cue_met = balance_length_cue(kept, spare)
+        chosen_ids = {c.id for c in chosen}
+        for c in swapped:
+            self.rejected.append(
+                self._dropped(
+                    c,
+                    "balance",
+                    "length cue: swapped for an item of the same facet so the matching "
+                    "option is the longest in 50 % ± 3 % of items",
                 )
+            )
+        for facet, quota in self.quotas.items():
+            for c in spare[facet]:
+                if c.id not in chosen_ids:
+                    self.rejected.append(
+                        self._dropped(c, "quota", f"facet quota of {quota} already met by better-scored items")
+                    )
         order = {c.id: i for i, c in enumerate(self.pool)}
-        self.pool = sorted(kept, key=lambda c: (list(self.quotas).index(c.facet), order[c.id]))
+        self.pool = sorted(chosen, key=lambda c: (list(self.quotas).index(c.facet), order[c.id]))
+
+    @staticmethod
+    def _dropped(c: Candidate, stage: str, reason: str) -> Rejection:
+        return Rejection(
+            id=c.id,
+            stage=stage,
+            reason=reason,
+            facet=c.facet,
+            item=c.model_dump(mode="json"),
+            scores=dict(c.scores),
+            lineage=c.lineage,
+        )
 
     def run(self) -> tuple[list[Item], dict[str, int]]:
         while self.deficits() and self.attempts < self.budget:
@@ -292,6 +319,11 @@ def build(
         reporter.warn(
             f"{spec.name}: kept {len(items)} of {n} after {run.attempts} generation requests (budget "
             f"{run.budget}); short by facet: " + ", ".join(f"{k}: {v}" for k, v in shortfall.items())
+        )
+    if not run.length_cue_met:
+        reporter.warn(
+            f"{spec.name}: the matching option is the longest in {position_balance(items)['share_matching_longer']:.0%} "
+            "of items (target 50 % ± 3 %): not enough spare items to balance it; see manifest 'balance'"
         )
     funnel, per_facet = _funnel(run, items)
     wall = time.monotonic() - started

@@ -77,6 +77,10 @@ class Example(_Strict):
 class JudgeSpec(_Strict):
     rubric: str = Field(min_length=1)
     threshold: float = Field(default=8.0, ge=0, le=10)
+    label_samples: int = Field(default=1, ge=1, le=9)
+    """Samples of the label judge per item (chat models); their agreement is `label_confidence`."""
+    min_kappa: float | None = Field(default=None, ge=-1, le=1)
+    """Refuse to build with a judge whose stored calibration (`mwe calibrate`) has a lower Cohen's κ."""
 
 
 class Dedup(_Strict):

@@ -33,6 +33,7 @@ __all__ = [
     "METHOD",
     "RUBRIC_METHOD",
     "RubricVerdict",
+    "as_data",
     "calibrate",
     "display_order",
     "judge",
@@ -99,16 +100,23 @@ def judge_prompt_prefix(spec: ThreatModel) -> str:
     return "\n".join(parts) + "\n"
 
 
-def _rejection(c: Candidate, reason: str) -> Rejection:
+def _rejection(c: Candidate, reason: str, stage: str = "judge") -> Rejection:
     return Rejection(
         id=c.id,
-        stage="judge",
+        stage=stage,
         reason=reason,
         facet=c.facet,
         item=c.model_dump(mode="json"),
         scores=dict(c.scores),
         lineage=c.lineage,
     )
+
+
+def as_data(item: dict[str, object]) -> str:
+    """An item as JSON between <item> delimiters. Angle brackets are escaped (\\u003c), so no text
+    inside an item can close the block early and speak to the judge from outside it."""
+    body = json.dumps(item, ensure_ascii=False, indent=1).replace("<", "\\u003c").replace(">", "\\u003e")
+    return f"<item>\n{body}\n</item>"
 
 
 def rubric_requests(spec: ThreatModel, cands: list[Candidate]) -> list[ChatRequest]:
@@ -120,7 +128,7 @@ def rubric_requests(spec: ThreatModel, cands: list[Candidate]) -> list[ChatReque
         requests.append(
             ChatRequest(
                 system=system,
-                prompt=f"<item>\n{json.dumps(item, ensure_ascii=False, indent=1)}\n</item>",
+                prompt=as_data(item),
                 schema=RubricVerdict,
                 max_tokens=200,
                 temperature=0.0,
@@ -155,7 +163,8 @@ def _rubric_judge(
     rejected: list[Rejection] = []
     for c, a in zip(cands, answers, strict=True):
         if a.error or a.data is None:
-            rejected.append(_rejection(c, f"judge_error: {a.error or 'no verdict'}"))
+            # a failed judge call is not a verdict: recorded apart, never counted as a low score
+            rejected.append(_rejection(c, f"judge_error: {a.error or 'no verdict'}", stage="judge_error"))
             continue
         verdict = RubricVerdict.model_validate(a.data)
         c.scores["quality"] = verdict.score

@@ -11,7 +11,16 @@ from collections.abc import Callable
 
 from ..items import Candidate, Rejection, normalise
 
-__all__ = ["MAX_OPTION", "MAX_QUESTION", "MIN_QUESTION", "RULES", "apply_rules", "looks_like_refusal", "rule"]
+__all__ = [
+    "MAX_OPTION",
+    "MAX_QUESTION",
+    "MIN_QUESTION",
+    "RULES",
+    "apply_rules",
+    "looks_like_injection",
+    "looks_like_refusal",
+    "rule",
+]
 
 Rule = Callable[[Candidate], str | None]
 RULES: dict[str, Rule] = {}
@@ -27,14 +36,31 @@ _REFUSAL = re.compile(
     re.I,
 )
 _ARTIFACT = re.compile(
-    r"<\s*/?\s*META_|\{\{|\}\}|\[/?INST\]|```|<\|[a-z_]+\|>|<start_of_turn>|<end_of_turn>|</?s>"
-    r"|^\s*(Human|Assistant|Topic|Question|Behaviou?r|Answer|Choices):|\n\s*\([A-H]\)\s",
+    r"<\s*/?\s*META_|\{\{|\}\}|\[/?INST\]|```|<\|[a-z_]+\|>|<start_of_turn>|<end_of_turn>|</?s>|</?item>"
+    r"|^\s*(Human|Assistant|Topic|Question|Behaviou?r|Answer|Choices|Passes review):|\n\s*\([A-H]\)\s",
     re.I | re.M,
+)
+# Text addressed to a grader rather than to the model under test: never let an item argue its score.
+_INJECTION = re.compile(
+    r"\b(ignore|disregard|forget)\b[^.\n]{0,40}\b(instructions?|rubric|rules|prompt)\b"
+    r"|\b(score|rate|grade|mark)\b[^.\n]{0,30}\b(10|ten|highly|as (?:correct|valid|passing))\b"
+    r"|\b(judge|grader|reviewer|evaluator)s?\b[^.\n]{0,40}\b(must|should)\b",
+    re.I,
+)
+# The stem says which answer is expected.
+_LEAK = re.compile(
+    r"\b(correct|right|best|expected|matching)\s+(answer|option|choice)\s+(is|would be)\b"
+    r"|\banswer\s*(?:is|:)\s*\(?[A-H]\)(?!\w)",
+    re.I,
 )
 
 
 def looks_like_refusal(text: str) -> bool:
     return bool(_REFUSAL.search(text))
+
+
+def looks_like_injection(text: str) -> bool:
+    return bool(_INJECTION.search(text))
 
 
 def rule(name: str) -> Callable[[Rule], Rule]:
@@ -86,6 +112,24 @@ def _refusal(c: Candidate) -> str | None:
 def _artifact(c: Candidate) -> str | None:
     m = _ARTIFACT.search(c.text)
     return f"template artifact {m.group(0).strip()!r}" if m else None
+
+
+@rule("injection")
+def _injection(c: Candidate) -> str | None:
+    m = _INJECTION.search(c.text)
+    return f"text addressed to the grader {m.group(0)!r}" if m else None
+
+
+@rule("answer_leak")
+def _answer_leak(c: Candidate) -> str | None:
+    m = _LEAK.search(c.question)
+    if m:
+        return f"the stem gives the answer away ({m.group(0)!r})"
+    stem = normalise(c.question)
+    option = normalise(c.matching)
+    if len(option) >= 15 and option in stem:
+        return "the stem contains the matching option word for word"
+    return None
 
 
 def apply_rules(cands: list[Candidate]) -> tuple[list[Candidate], list[Rejection]]:
