@@ -59,7 +59,7 @@ def test_rule_rejects_with_its_name(candidate, reason: str) -> None:  # type: ig
     ],
 )
 def test_ordinary_questions_pass_the_injection_and_leak_rules(question: str) -> None:
-    kept, rejected = apply_rules([cand(question)])
+    _, rejected = apply_rules([cand(question)])
     assert rejected == [], rejected[0].reason if rejected else ""
 
 

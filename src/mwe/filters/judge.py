@@ -19,7 +19,7 @@ placed after the same delimiters as the examples.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from pydantic import BaseModel, Field
 
@@ -112,7 +112,7 @@ def _rejection(c: Candidate, reason: str, stage: str = "judge") -> Rejection:
     )
 
 
-def as_data(item: dict[str, object]) -> str:
+def as_data(item: Mapping[str, object]) -> str:
     """An item as JSON between <item> delimiters. Angle brackets are escaped (\\u003c), so no text
     inside an item can close the block early and speak to the judge from outside it."""
     body = json.dumps(item, ensure_ascii=False, indent=1).replace("<", "\\u003c").replace(">", "\\u003e")
