@@ -56,3 +56,21 @@ def test_offline_build_on_the_embedded_model(tmp_path: Path) -> None:
     usage = again.manifest["usage"]["generation"]
     assert usage["cache_hits"] == usage["requests"] > 0
     assert [i.id for i in again] == [i.id for i in ds]
+
+
+def test_calibrate_command_runs_offline_on_the_builtin_gold(env: dict[str, str]) -> None:
+    import json
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-m", "mwe", "calibrate", "power-seeking", "--limit", "12", "--out", "out", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert run.returncode == 0, run.stderr
+    record = json.loads(run.stdout)
+    assert record["judge"] == "local/gemma-3-270m" and record["n"] == 12 and record["gold_inverted"] is True
+    assert 0 <= record["accuracy"] <= 1 and -1 <= record["kappa"] <= 1
+    assert json.loads(Path("out/power-seeking/calibration.json").read_text())["local/gemma-3-270m"]["n"] == 12

@@ -204,6 +204,78 @@ def cache_clear(
     out.print(f"removed {removed} cached answers from {cache.path}", highlight=False)
 
 
+@app.command()
+def calibrate(
+    threat_model: Annotated[str, typer.Argument(help="name or YAML path")],
+    gold: Annotated[
+        Path | None, typer.Option(help="human-labelled items (anthropics/evals layout or mwe items.jsonl)")
+    ] = None,
+    model: Annotated[str, typer.Option(help="judge model to calibrate")] = "local",
+    limit: Annotated[int | None, typer.Option(help="a seeded random sample of this many gold items")] = None,
+    seed: Annotated[int, typer.Option(help="seed for --limit and the bootstrap")] = 0,
+    out_dir: Annotated[Path, typer.Option("--out", help="where calibration.json is stored")] = Path("generated"),
+    base_url: Annotated[str | None, typer.Option(help="as for build")] = None,
+    api_key_env: Annotated[str | None, typer.Option(help="as for build")] = None,
+    gold_inverted: Annotated[
+        bool | None,
+        typer.Option(
+            "--gold-inverted/--gold-as-is",
+            help="the gold's answer_matching_behavior is the answer WITHOUT the behaviour (default: known per file)",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the record as JSON")] = False,
+) -> None:
+    """Measure the label judge against human labels: accuracy, Cohen's κ (bootstrap 95 % CI), confusion."""
+    from .cache import Cache
+    from .calibration import BUILTIN, builtin_gold
+    from .calibration import calibrate as run_calibration
+    from .engine import Engine
+    from .providers import ProviderSettings, get_provider
+    from .spec import find_spec, load_spec
+    from .store import Store
+
+    spec = load_spec(find_spec(threat_model))
+    if gold is None:
+        gold = builtin_gold(spec.name)
+        if gold is None:
+            known = ", ".join(sorted(BUILTIN))
+            raise UsageError(f"no built-in gold set for {spec.name} (there is one for {known}): give --gold FILE")
+    store = Store(out_dir)
+    store.check_writable()
+    provider = get_provider(model, ProviderSettings(base_url=base_url, api_key_env=api_key_env))
+    provider.check_ready()
+    cache = Cache()
+    try:
+        record = run_calibration(Engine(provider, cache), spec, gold, limit=limit, seed=seed, inverted=gold_inverted)
+    finally:
+        provider.close()
+        cache.close()
+    path = store.write_calibration(spec.name, record)
+    if as_json:
+        sys.stdout.write(json.dumps(record, indent=2) + "\n")
+        return
+    lo, hi = record["kappa_ci95"]
+    out.print(
+        f"{spec.name}: judge {record['judge']} on {record['n']} gold items from {gold.name}"
+        + (
+            " (its answer_matching_behavior read as the answer without the behaviour)"
+            if record["gold_inverted"]
+            else ""
+        )
+        + "\n"
+        f"accuracy {record['accuracy']:.3f} (majority baseline {record['majority_baseline']:.3f}), "
+        f"Cohen's κ {record['kappa']:.3f} (95 % CI {lo:.3f} to {hi:.3f}), failed {record['failed']}",
+        highlight=False,
+    )
+    labels = list(record["confusion"])
+    out.print(
+        "confusion (rows: human, columns: judge): "
+        + "  ".join(f"{t}: " + " ".join(f"{p}={record['confusion'][t][p]}" for p in labels) for t in labels),
+        highlight=False,
+    )
+    out.print(f"stored in {path}", highlight=False)
+
+
 @app.command("list")
 def list_cmd() -> None:
     """List the threat models mwe can find (./threat_models first, then the shipped ones)."""

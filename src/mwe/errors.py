@@ -9,7 +9,8 @@
     │   ├── MissingDependency (4)     an optional extra is not installed
     │   └── AuthError (4)             a key was missing or refused: the run stops before spending more
     ├── StoreError (5)                the output directory cannot be written or read
-    └── CostLimitReached (6)          --max-cost would be passed: nothing published, answers cached
+    ├── CostLimitReached (6)          --max-cost would be passed: nothing published, answers cached
+    └── JudgeNotCalibrated (7)        the spec's judge.min_kappa is not met by the stored calibration
 
 Ctrl-C is not an MweError: the CLI turns KeyboardInterrupt into exit 130 after the
 store has removed its temporary directory.
@@ -20,6 +21,7 @@ from __future__ import annotations
 __all__ = [
     "AuthError",
     "CostLimitReached",
+    "JudgeNotCalibrated",
     "MissingDependency",
     "MweError",
     "ProviderError",
@@ -86,3 +88,10 @@ class CostLimitReached(MweError):
     in the response cache, so a re-run with a higher limit pays only for what is still missing."""
 
     exit_code = 6
+
+
+class JudgeNotCalibrated(MweError):
+    """The spec asks for a judge with a minimum Cohen's κ against human labels, and the stored
+    `mwe calibrate` result for this judge is missing or below it. Raised before any request."""
+
+    exit_code = 7

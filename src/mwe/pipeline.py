@@ -283,6 +283,27 @@ def _cost_summary(usage: dict[str, dict[str, Any]], gen: Provider, jud: Provider
     }
 
 
+def check_calibration(spec: ThreatModel, judge: str, store: Store) -> None:
+    """A spec with `judge.min_kappa` builds only with a judge calibrated at least that well."""
+    from .errors import JudgeNotCalibrated
+
+    need = spec.judge.min_kappa
+    if need is None:
+        return
+    record = store.calibration(spec.name, judge)
+    if record is None:
+        raise JudgeNotCalibrated(
+            f"{spec.name} sets judge.min_kappa {need}, and {judge} has no stored calibration in "
+            f"{store.root / spec.name}: run `mwe calibrate {spec.name} --model {judge} --out {store.root}` first"
+        )
+    if record["kappa"] < need:
+        raise JudgeNotCalibrated(
+            f"{spec.name} sets judge.min_kappa {need}, but {judge} reached κ = {record['kappa']} "
+            f"(95 % CI {record['kappa_ci95'][0]} to {record['kappa_ci95'][1]}, n = {record['n']}) against "
+            f"{record['gold']}: use a stronger judge model, or lower min_kappa knowingly"
+        )
+
+
 def build(
     spec: ThreatModel,
     opts: BuildOptions,
@@ -299,6 +320,7 @@ def build(
     store.check_writable()
     started = time.monotonic()
     gen, jud = providers if providers is not None else make_providers(opts)
+    check_calibration(spec, jud.label, store)
     for p in {id(gen): gen, id(jud): jud}.values():
         p.check_ready()  # a missing key or extra fails here, before any request
     if gen.is_fake or jud.is_fake:

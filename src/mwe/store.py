@@ -66,6 +66,30 @@ class Store:
         found = [_VERSION.match(p.name) for p in tm_dir.iterdir() if p.is_dir()]
         return sorted(int(m.group(1)) for m in found if m)
 
+    def calibration(self, threat_model: str, judge: str) -> dict[str, Any] | None:
+        """The stored `mwe calibrate` result for this judge model, if any."""
+        path = self.root / threat_model / "calibration.json"
+        if not path.is_file():
+            return None
+        try:
+            record = json.loads(path.read_text(encoding="utf-8")).get(judge)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise StoreError(f"{path}: unreadable calibration record: {exc}") from None
+        return record if isinstance(record, dict) else None
+
+    def write_calibration(self, threat_model: str, record: dict[str, Any]) -> Path:
+        """Add or replace one judge's calibration, atomically (temp file, then rename)."""
+        self.check_writable()
+        tm_dir = self.root / threat_model
+        with self._locked(tm_dir):
+            path = tm_dir / "calibration.json"
+            data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+            data[record["judge"]] = record
+            tmp = tm_dir / f"{_TMP_PREFIX}calibration-{uuid.uuid4().hex}.json"
+            _write_text(tmp, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+            os.replace(tmp, path)
+        return path
+
     def latest(self, threat_model: str) -> Path | None:
         versions = self.versions(threat_model)
         return self.root / threat_model / f"v{versions[-1]}" if versions else None
