@@ -12,6 +12,7 @@ def test_public_namespace_is_small_and_matches_all() -> None:
     assert exported <= public
     modules = {
         "cache",
+        "calibration",
         "card",
         "config",
         "costs",
@@ -50,6 +51,7 @@ def test_every_error_has_a_documented_exit_code() -> None:
             mwe.ProviderError,
             mwe.StoreError,
             mwe.CostLimitReached,
+            mwe.JudgeNotCalibrated,
         )
     }
     assert codes == {
@@ -60,4 +62,5 @@ def test_every_error_has_a_documented_exit_code() -> None:
         "ProviderError": 4,
         "StoreError": 5,
         "CostLimitReached": 6,
+        "JudgeNotCalibrated": 7,
     }

@@ -13,6 +13,7 @@ from ._api import generate
 from .errors import (
     AuthError,
     CostLimitReached,
+    JudgeNotCalibrated,
     MweError,
     ProviderError,
     ShortfallError,
@@ -30,6 +31,7 @@ __all__ = [
     "CostLimitReached",
     "Dataset",
     "Item",
+    "JudgeNotCalibrated",
     "MweError",
     "ProviderError",
     "Rejection",
