@@ -8,8 +8,8 @@ confusion matrix over answer letters. The result is stored beside the threat mod
 
 Gold files in the anthropics/evals layout are read as they are (options inline in `question`,
 answers as " (A)"); mwe's own items.jsonl works too. The human-written sets of Perez et al. 2022
-(../shared/data/anthropic-evals/advanced-ai-risk/human_generated_evals, CC-BY-4.0) are the
-built-in gold for the threat models they match.
+(anthropics/evals advanced-ai-risk/human_generated_evals, CC-BY-4.0), shipped in src/mwe/_gold,
+are the built-in gold for the threat models they match.
 """
 
 from __future__ import annotations
@@ -111,11 +111,9 @@ def load_gold(path: Path, inverted: bool | None = None) -> list[GoldItem]:
 
 
 def gold_dirs() -> list[Path]:
+    """$MWE_GOLD_DIR, then the copies shipped with mwe (src/mwe/_gold, CC-BY-4.0, attributed there)."""
     dirs = [Path(os.environ["MWE_GOLD_DIR"])] if os.environ.get("MWE_GOLD_DIR") else []
-    rel = Path("shared/data/anthropic-evals/advanced-ai-risk/human_generated_evals")
-    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
-        dirs += [base / rel, base.parent / rel]
-    return dirs
+    return [*dirs, Path(__file__).resolve().parent / "_gold"]
 
 
 def builtin_gold(threat_model: str) -> Path | None:
