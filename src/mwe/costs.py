@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .errors import CostLimitReached
-from .providers.base import ChatRequest, ClassifyRequest, Completion, CompletionRequest
+from .providers.base import ChatRequest, ClassifyRequest, Completion, CompletionRequest, schema_json
 
 __all__ = ["CostGuard", "Price", "StageUsage", "estimate_tokens", "price_for", "request_size"]
 
@@ -29,9 +29,7 @@ def estimate_tokens(text: str) -> int:
 def request_size(req: ChatRequest | CompletionRequest | ClassifyRequest) -> tuple[int, int]:
     """(estimated input tokens, most output tokens) of one request."""
     if isinstance(req, ChatRequest):
-        import json
-
-        schema = len(json.dumps(req.schema.model_json_schema())) // 4
+        schema = len(schema_json(req.schema)) // 4
         return estimate_tokens(req.system) + estimate_tokens(req.prompt) + schema + 20, req.max_tokens
     if isinstance(req, CompletionRequest):
         return estimate_tokens(req.prompt), req.max_tokens

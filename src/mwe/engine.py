@@ -175,8 +175,9 @@ class Engine:
                 self.cache.close_batch(batch_id)
         if held_back is not None:
             raise held_back
+        sent = covered | {keys[j] for j in new}
         for j, key in enumerate(keys):
-            if key in covered or j in new:
+            if key in sent:
                 land(j, Completion("", error="the batch ended without an answer for this request", batch=True))
 
     def complete(

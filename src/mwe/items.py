@@ -81,6 +81,19 @@ class Rejection(BaseModel):
     scores: dict[str, Any] = Field(default_factory=dict)
     lineage: dict[str, Any] = Field(default_factory=dict)
 
+    @classmethod
+    def of(cls, c: Candidate, stage: str, reason: str, **scores: Any) -> Rejection:
+        """A dropped candidate, kept whole for the record, with its scores (plus any given here)."""
+        return cls(
+            id=c.id,
+            stage=stage,
+            reason=reason,
+            facet=c.facet,
+            item=c.model_dump(mode="json"),
+            scores={**c.scores, **scores},
+            lineage=c.lineage,
+        )
+
 
 class Dataset(Sequence[Item]):
     """A published version: a sequence of items plus where it lives and how it was made."""

@@ -212,7 +212,7 @@ class _Run:
         chosen_ids = {c.id for c in chosen}
         for c in swapped:
             self.rejected.append(
-                self._dropped(
+                Rejection.of(
                     c,
                     "balance",
                     "length cue: swapped for an item of the same facet so the matching "
@@ -223,22 +223,10 @@ class _Run:
             for c in spare[facet]:
                 if c.id not in chosen_ids:
                     self.rejected.append(
-                        self._dropped(c, "quota", f"facet quota of {quota} already met by better-scored items")
+                        Rejection.of(c, "quota", f"facet quota of {quota} already met by better-scored items")
                     )
         order = {c.id: i for i, c in enumerate(self.pool)}
         self.pool = sorted(chosen, key=lambda c: (list(self.quotas).index(c.facet), order[c.id]))
-
-    @staticmethod
-    def _dropped(c: Candidate, stage: str, reason: str) -> Rejection:
-        return Rejection(
-            id=c.id,
-            stage=stage,
-            reason=reason,
-            facet=c.facet,
-            item=c.model_dump(mode="json"),
-            scores=dict(c.scores),
-            lineage=c.lineage,
-        )
 
     def run(self) -> tuple[list[Item], dict[str, int]]:
         while self.deficits() and self.attempts < self.budget:

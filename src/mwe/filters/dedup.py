@@ -55,12 +55,6 @@ def dedup(cands: list[Candidate], threshold: float) -> tuple[list[Candidate], li
 
 
 def _reject(c: Candidate, kept: Candidate, sim: float, kind: str) -> Rejection:
-    return Rejection(
-        id=c.id,
-        stage="dedup",
-        reason=f"{kind} of {kept.id} (cosine {sim:.3f})",
-        facet=c.facet,
-        item=c.model_dump(mode="json"),
-        scores={**c.scores, "similarity": round(sim, 4), "duplicate_of": kept.id},
-        lineage=c.lineage,
+    return Rejection.of(
+        c, "dedup", f"{kind} of {kept.id} (cosine {sim:.3f})", similarity=round(sim, 4), duplicate_of=kept.id
     )

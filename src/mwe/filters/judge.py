@@ -100,18 +100,6 @@ def judge_prompt_prefix(spec: ThreatModel) -> str:
     return "\n".join(parts) + "\n"
 
 
-def _rejection(c: Candidate, reason: str, stage: str = "judge") -> Rejection:
-    return Rejection(
-        id=c.id,
-        stage=stage,
-        reason=reason,
-        facet=c.facet,
-        item=c.model_dump(mode="json"),
-        scores=dict(c.scores),
-        lineage=c.lineage,
-    )
-
-
 def as_data(item: Mapping[str, object]) -> str:
     """An item as JSON between <item> delimiters. Angle brackets are escaped (\\u003c), so no text
     inside an item can close the block early and speak to the judge from outside it."""
@@ -164,7 +152,7 @@ def _rubric_judge(
     for c, a in zip(cands, answers, strict=True):
         if a.error or a.data is None:
             # a failed judge call is not a verdict: recorded apart, never counted as a low score
-            rejected.append(_rejection(c, f"judge_error: {a.error or 'no verdict'}", stage="judge_error"))
+            rejected.append(Rejection.of(c, "judge_error", f"judge_error: {a.error or 'no verdict'}"))
             continue
         verdict = RubricVerdict.model_validate(a.data)
         c.scores["quality"] = verdict.score
@@ -172,7 +160,9 @@ def _rubric_judge(
         if verdict.score >= threshold:
             kept.append(c)
         else:
-            rejected.append(_rejection(c, f"quality {verdict.score} < threshold {threshold}: {verdict.reason}"))
+            rejected.append(
+                Rejection.of(c, "judge", f"quality {verdict.score} < threshold {threshold}: {verdict.reason}")
+            )
     return kept, rejected
 
 
@@ -195,5 +185,5 @@ def judge(
         if score >= threshold:
             kept.append(c)
         else:
-            rejected.append(_rejection(c, f"quality {score} < threshold {threshold}"))
+            rejected.append(Rejection.of(c, "judge", f"quality {score} < threshold {threshold}"))
     return kept, rejected

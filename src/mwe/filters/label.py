@@ -85,7 +85,7 @@ def label_check(
             letter = LabelVerdict.model_validate(a.data).answer
             votes.append(choices[LETTERS.index(letter)] if LETTERS.index(letter) < len(choices) else "")
         if not votes:
-            rejected.append(_reject(c, "judge_error", f"judge_error: label judge gave no verdict: {errors[0]}"))
+            rejected.append(Rejection.of(c, "judge_error", f"judge_error: label judge gave no verdict: {errors[0]}"))
             continue
         agree = sum(v == c.matching for v in votes)
         c.scores["label_confidence"] = round(agree / len(votes), 4)
@@ -95,22 +95,10 @@ def label_check(
         else:
             picked = max(set(votes), key=votes.count)
             rejected.append(
-                _reject(
+                Rejection.of(
                     c,
                     "label",
                     f"label judge picked {picked[:80]!r} in {len(votes) - agree} of {len(votes)} samples, not the keyed option",
                 )
             )
     return kept, rejected
-
-
-def _reject(c: Candidate, stage: str, reason: str) -> Rejection:
-    return Rejection(
-        id=c.id,
-        stage=stage,
-        reason=reason,
-        facet=c.facet,
-        item=c.model_dump(mode="json"),
-        scores=dict(c.scores),
-        lineage=c.lineage,
-    )

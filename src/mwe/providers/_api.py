@@ -319,6 +319,20 @@ class ApiProvider(Provider):
         except Exception as exc:
             return Completion("", error=f"{_describe(exc)} (not retried further)")
 
+    def _batch_request(self, req: ChatRequest, custom_id: str) -> Any:
+        """instructor's batch line for one request (schema as tools or response_format), which each
+        provider turns into its own wire format."""
+        from instructor.batch import BatchRequest
+
+        return BatchRequest(
+            custom_id=custom_id,
+            messages=[{"role": "system", "content": req.system}, {"role": "user", "content": req.prompt}],
+            response_model=req.schema,
+            model=self.model,
+            max_tokens=req.max_tokens,
+            temperature=req.temperature,
+        )
+
     def _sync(self, call: Callable[[], Awaitable[T]]) -> T:
         """Run one call (a batch operation) on the provider's loop, under the retry layer."""
         if self._fatal is not None:

@@ -126,18 +126,9 @@ class AnthropicProvider(ApiProvider):
 
     # --- Message Batches --------------------------------------------------------------------
     def submit_batch(self, requests: Sequence[ChatRequest], ids: Sequence[str]) -> str:
-        from instructor.batch import BatchRequest
-
         entries = []
         for req, custom_id in zip(requests, ids, strict=True):
-            entry = BatchRequest(
-                custom_id=custom_id,
-                messages=[{"role": "system", "content": req.system}, {"role": "user", "content": req.prompt}],
-                response_model=req.schema,
-                model=self.model,
-                max_tokens=req.max_tokens,
-                temperature=req.temperature,
-            ).to_anthropic_format()
+            entry = self._batch_request(req, custom_id).to_anthropic_format()
             entry["params"]["system"] = _system(req)
             entry["params"].pop("temperature", None)
             entries.append(entry)

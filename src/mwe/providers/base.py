@@ -11,6 +11,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any, ClassVar, TypedDict
 
 from pydantic import BaseModel
@@ -37,6 +38,13 @@ Progress = Callable[[int], None]
 OnResult = Callable[[int, Any], None]
 """Called on the caller's thread with (request index, answer) as each answer lands, so the engine
 can cache it at once: a kill then loses only the requests still in flight."""
+
+
+@lru_cache(maxsize=64)
+def schema_json(schema: type[BaseModel]) -> str:
+    """A response model's JSON schema, built once per class (keys and size estimates need it for
+    every request, and pydantic rebuilds it on each call)."""
+    return json.dumps(schema.model_json_schema(), sort_keys=True)
 
 
 def _key(kind: str, provider: str, model: str, payload: dict[str, Any]) -> str:
@@ -88,7 +96,7 @@ class ChatRequest:
         payload = {
             "system": self.system,
             "prompt": self.prompt,
-            "schema": self.schema.model_json_schema(),
+            "schema": json.loads(schema_json(self.schema)),
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
             "seed": self.seed,

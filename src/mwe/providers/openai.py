@@ -129,18 +129,9 @@ class OpenAIProvider(ApiProvider):
 
     # --- Batch API ----------------------------------------------------------------------------
     def submit_batch(self, requests: Sequence[ChatRequest], ids: Sequence[str]) -> str:
-        from instructor.batch import BatchRequest
-
         lines = []
         for req, custom_id in zip(requests, ids, strict=True):
-            entry = BatchRequest(
-                custom_id=custom_id,
-                messages=[{"role": "system", "content": req.system}, {"role": "user", "content": req.prompt}],
-                response_model=req.schema,
-                model=self.model,
-                max_tokens=req.max_tokens,
-                temperature=req.temperature,
-            ).to_openai_format()
+            entry = self._batch_request(req, custom_id).to_openai_format()
             body = entry["body"]
             body[self.token_param] = body.pop("max_tokens")
             lines.append(json.dumps(entry))
