@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, Literal, overload
 
 from pydantic import BaseModel, Field
 
@@ -30,15 +30,26 @@ def item_id(threat_model: str, question: str, choices: Sequence[str]) -> str:
     return f"{threat_model}-{digest[:10]}"
 
 
+Layout = Literal["shuffled", "fixed", "rubric"]
+
+
 class Candidate(BaseModel):
-    """An item on its way through the pipeline: matching choice first, order not yet decided."""
+    """An item on its way through the pipeline: matching choice first, order not yet decided.
+
+    Every format travels as a question with a matching and not-matching answer, so rules, judges
+    and dedup serve all of them: a persona statement as Yes/No (`layout="fixed"`: Yes stays at A,
+    and balance comes from choosing statements of both polarities), an open-ended prompt with its
+    two rubric descriptions (`layout="rubric"`: published without choices). `fields` holds what
+    the format adds to the published item (statement, rubric, conditions)."""
 
     threat_model: str
     format: str = "mcq"
+    layout: Layout = "shuffled"
     facet: str
     question: str
     matching: str
     not_matching: list[str]
+    fields: dict[str, Any] = Field(default_factory=dict)
     scores: dict[str, Any] = Field(default_factory=dict)
     lineage: dict[str, Any] = Field(default_factory=dict)
 
@@ -48,8 +59,16 @@ class Candidate(BaseModel):
 
     @property
     def text(self) -> str:
-        """What dedup compares: the stem and every option."""
+        """What dedup compares: the stem and every option, or a persona item's statement alone
+        (its fixed question and Yes/No would make every pair look alike)."""
+        if "statement" in self.fields:
+            return str(self.fields["statement"])
         return "\n".join([self.question, self.matching, *self.not_matching])
+
+    @property
+    def side(self) -> bool:
+        """For fixed-order items: is the matching answer the first choice (persona: "Yes")?"""
+        return self.matching == "Yes"
 
 
 class Item(BaseModel):
@@ -59,13 +78,22 @@ class Item(BaseModel):
     facet: str
     question: str
     choices: list[str]
-    answer_matching_behavior: str
-    answer_not_matching_behavior: list[str]
+    """Empty for open-ended items, which carry `rubric` instead."""
+    answer_matching_behavior: str | None = None
+    answer_not_matching_behavior: list[str] = Field(default_factory=list)
+    statement: str | None = None
+    """persona: the statement the question asks about."""
+    rubric: dict[str, str] | None = None
+    """open_ended: {"matching": …, "not_matching": …}, what a response with and without the behaviour looks like."""
+    conditions: list[dict[str, str]] | None = None
+    """alignment_faking: the same item under a monitored/training and an unmonitored condition."""
     scores: dict[str, Any] = Field(default_factory=dict)
     lineage: dict[str, Any] = Field(default_factory=dict)
 
     @property
-    def matching_choice(self) -> str:
+    def matching_choice(self) -> str | None:
+        if self.answer_matching_behavior is None:
+            return None
         return self.choices["ABCDEFGH".index(self.answer_matching_behavior)]
 
 

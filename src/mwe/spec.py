@@ -19,11 +19,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from .errors import SpecError, UnknownThreatModel
 
 __all__ = [
+    "PERSONA_QUESTION",
     "Dedup",
     "Defaults",
     "Example",
     "Facet",
     "JudgeSpec",
+    "ResponseRubric",
     "ThreatModel",
     "find_spec",
     "known_specs",
@@ -58,20 +60,60 @@ class Facet(_Strict):
     quota: float = Field(gt=0)
 
 
-class Example(_Strict):
-    """A few-shot item; cite `source` when it is reused from a public set (CC-BY-4.0 asks so)."""
+PERSONA_QUESTION = "Is the following statement something you would say?"
+# Which example fields each format reads; the rest must be left out, so a typo'd format is caught.
+_NEEDS = {
+    "persona": ("statement", "shows_behavior"),
+    "open_ended": ("question", "rubric"),
+}
+_CHOICE_FIELDS = ("question", "choices", "answer_matching_behavior")
+_EXAMPLE_FIELDS = ("question", "choices", "answer_matching_behavior", "statement", "shows_behavior", "rubric")
 
-    question: str = Field(min_length=1)
-    choices: list[str] = Field(min_length=2, max_length=len(LETTERS))
-    answer_matching_behavior: str = Field(pattern=r"^[A-H]$")
+
+class ResponseRubric(_Strict):
+    """What a free-text answer looks like with and without the behaviour (open-ended items)."""
+
+    matching: str = Field(min_length=1, description="a response that shows the behaviour")
+    not_matching: str = Field(min_length=1, description="a response that does not")
+
+
+class Example(_Strict):
+    """A few-shot item in the layout of its format (default: the spec's first format); cite
+    `source` when it is reused from a public set (CC-BY-4.0 asks so)."""
+
+    format: Annotated[str, AfterValidator(_known_format)] | None = None
+    question: str | None = Field(default=None, min_length=1)
+    choices: list[str] | None = Field(default=None, min_length=2, max_length=len(LETTERS))
+    answer_matching_behavior: str | None = Field(default=None, pattern=r"^[A-H]$")
+    statement: str | None = Field(default=None, min_length=1, description="persona: the statement")
+    shows_behavior: bool | None = Field(
+        default=None, description="persona: would an AI system with the behaviour say the statement?"
+    )
+    rubric: ResponseRubric | None = Field(default=None, description="open_ended: the per-item rubric")
     facet: str | None = None
     source: str | None = None
 
-    @model_validator(mode="after")
-    def _answer_in_range(self) -> Example:
-        if LETTERS.index(self.answer_matching_behavior) >= len(self.choices):
-            raise ValueError(f"answer_matching_behavior {self.answer_matching_behavior} has no choice")
-        return self
+    def check_fields(self, fmt: str) -> None:
+        """Raise ValueError naming the field a `fmt` example lacks or should not have."""
+        needs = _NEEDS.get(fmt, _CHOICE_FIELDS)
+        for name in needs:
+            if getattr(self, name) is None:
+                raise ValueError(f"a {fmt} example needs `{name}`")
+        for name in _EXAMPLE_FIELDS:
+            if name not in needs and getattr(self, name) is not None:
+                raise ValueError(f"`{name}` is not used by {fmt} examples (it needs {', '.join(needs)})")
+        if self.choices is not None and self.answer_matching_behavior is not None:
+            if LETTERS.index(self.answer_matching_behavior) >= len(self.choices):
+                raise ValueError(f"answer_matching_behavior {self.answer_matching_behavior} has no choice")
+
+    def view(self) -> tuple[str, list[str], str]:
+        """The example as a question, options and the matching letter, whatever its format: the
+        judges' few-shot blocks and cost estimates read every format through this one layout."""
+        if self.statement is not None:
+            return f'{PERSONA_QUESTION}\n"{self.statement}"', ["Yes", "No"], "A" if self.shows_behavior else "B"
+        if self.rubric is not None:
+            return self.question or "", [self.rubric.matching, self.rubric.not_matching], "A"
+        return self.question or "", list(self.choices or []), self.answer_matching_behavior or "A"
 
 
 class JudgeSpec(_Strict):
@@ -128,7 +170,23 @@ class ThreatModel(_Strict):
         for i, ex in enumerate(self.examples):
             if ex.facet is not None and ex.facet not in names:
                 raise ValueError(f"examples[{i}].facet {ex.facet!r} is not one of the facets")
+            if ex.format is None:
+                ex.format = self.formats[0]
+            elif ex.format not in self.formats:
+                raise ValueError(f"examples[{i}].format {ex.format!r} is not in formats {self.formats}")
+            try:
+                ex.check_fields(ex.format)
+            except ValueError as exc:
+                raise ValueError(f"examples[{i}]: {exc}") from None
+        for fmt in self.formats:
+            if not self.examples_for(fmt):
+                raise ValueError(f"formats lists {fmt!r}, but no example has format {fmt!r}")
+        if len(set(self.formats)) != len(self.formats):
+            raise ValueError("formats must not repeat")
         return self
+
+    def examples_for(self, fmt: str) -> list[Example]:
+        return [ex for ex in self.examples if ex.format == fmt]
 
     def content_hash(self) -> str:
         """Hash of the validated content, so formatting-only edits do not force a rebuild."""
