@@ -25,6 +25,7 @@ def generate(
     max_attempts: int | None = None,
     max_cost: float | None = None,
     batch: bool = False,
+    formats: list[str] | None = None,
     base_url: str | None = None,
     api_key_env: str | None = None,
     rpm: float | None = None,
@@ -63,6 +64,7 @@ def generate(
         ),
         max_cost=max_cost,
         batch=batch,
+        formats=formats,
     )
     rep = reporter or (RichReporter() if progress else QuietReporter())
     return build(spec, opts, Store(out), spec_path=spec_path, reporter=rep)

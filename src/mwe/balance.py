@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from typing import Any
 
 from .items import Candidate, Item
 from .spec import LETTERS
@@ -18,8 +19,9 @@ __all__ = ["assign_order", "balance_length_cue", "length_cue_tolerance", "matchi
 
 
 def matching_longer(c: Candidate) -> bool:
-    """The matching option is strictly the longest: a cue a model could answer from."""
-    return len(c.matching) > max(len(o) for o in c.not_matching)
+    """The matching option is strictly the longest: a cue a model could answer from. Only items
+    whose options are written per item can carry it (not Yes/No, not rubric descriptions)."""
+    return c.layout == "shuffled" and len(c.matching) > max(len(o) for o in c.not_matching)
 
 
 def length_cue_tolerance(n: int) -> float:
@@ -35,7 +37,7 @@ def balance_length_cue(
     Returns (kept, swapped out, whether the target was met)."""
     chosen = {f: list(v) for f, v in kept.items()}
     pool = {f: list(v) for f, v in spare.items()}
-    n = sum(len(v) for v in chosen.values())
+    n = sum(c.layout == "shuffled" for v in chosen.values() for c in v)
     tol = length_cue_tolerance(n)
     out: list[Candidate] = []
     while True:
@@ -46,8 +48,8 @@ def balance_length_cue(
         drop_longer = excess > 0
         best: tuple[str, Candidate, Candidate] | None = None
         for facet, group in chosen.items():
-            victims = [c for c in group if matching_longer(c) == drop_longer]
-            takers = [c for c in pool.get(facet, []) if matching_longer(c) != drop_longer]
+            victims = [c for c in group if c.layout == "shuffled" and matching_longer(c) == drop_longer]
+            takers = [c for c in pool.get(facet, []) if c.layout == "shuffled" and matching_longer(c) != drop_longer]
             if victims and takers:
                 # the swap that loses the least judged quality
                 victim, taker = victims[-1], takers[0]
@@ -71,32 +73,41 @@ def _u(seed: int, item_id: str) -> float:
 
 
 def _to_item(c: Candidate, at_a: bool, u: float) -> Item:
-    others = list(c.not_matching)
-    if at_a:
-        pos = 0
+    extra: dict[str, Any] = {k: c.fields[k] for k in ("statement", "conditions") if k in c.fields}
+    common: dict[str, Any] = {
+        "id": c.id,
+        "threat_model": c.threat_model,
+        "format": c.format,
+        "facet": c.facet,
+        "question": c.question,
+        "scores": c.scores,
+        "lineage": c.lineage,
+        **extra,
+    }
+    if c.layout == "rubric":  # the two answers are the rubric's descriptions
+        return Item(**common, choices=[], rubric={"matching": c.matching, "not_matching": c.not_matching[0]})
+    if c.layout == "fixed":
+        choices = ["Yes", "No"]
+        pos = choices.index(c.matching)
     else:
-        # Among the non-A positions, the hash picks one (N-choice items).
-        pos = 1 + int(u * 1e6) % len(others)
-    choices = others[:]
-    choices.insert(pos, c.matching)
+        others = list(c.not_matching)
+        # At A, or among the non-A positions the hash picks one (N-choice items).
+        pos = 0 if at_a else 1 + int(u * 1e6) % len(others)
+        choices = others[:]
+        choices.insert(pos, c.matching)
     return Item(
-        id=c.id,
-        threat_model=c.threat_model,
-        format=c.format,
-        facet=c.facet,
-        question=c.question,
+        **common,
         choices=choices,
         answer_matching_behavior=LETTERS[pos],
         answer_not_matching_behavior=[LETTERS[i] for i in range(len(choices)) if i != pos],
-        scores=c.scores,
-        lineage=c.lineage,
     )
 
 
 def assign_order(cands: list[Candidate], seed: int) -> list[Item]:
     by_facet: dict[str, list[Candidate]] = defaultdict(list)
     for c in cands:
-        by_facet[c.facet].append(c)
+        if c.layout == "shuffled":
+            by_facet[c.facet].append(c)
     at_a: dict[str, bool] = {}
     us: dict[str, float] = {}
     odd_turn = 0
@@ -119,19 +130,28 @@ def assign_order(cands: list[Candidate], seed: int) -> list[Item]:
             flip = sorted((c for c in group if not at_a[c.id]), key=lambda c: us[c.id] - 0.5)
             for c in flip[: target - count]:
                 at_a[c.id] = True
-    return [_to_item(c, at_a[c.id], us[c.id]) for c in cands]
+    return [_to_item(c, at_a.get(c.id, True), us.get(c.id, 0.0)) for c in cands]
+
+
+def _longer(it: Item) -> bool:
+    m = it.matching_choice
+    return m is not None and len(m) > max(len(c) for c in it.choices if c != m)
 
 
 def position_balance(items: list[Item]) -> dict[str, object]:
-    total = len(items)
-    at_a = sum(1 for it in items if it.answer_matching_behavior == "A")
-    longer = sum(
-        1 for it in items if len(it.matching_choice) > max(len(c) for c in it.choices if c != it.matching_choice)
-    )
+    """Over items with choices; the length cue over items whose options are written per item
+    (persona Yes/No and open-ended rubrics have no length to balance)."""
+    with_choices = [it for it in items if it.answer_matching_behavior is not None]
+    total = len(with_choices)
+    at_a = sum(1 for it in with_choices if it.answer_matching_behavior == "A")
+    written = [it for it in with_choices if it.statement is None]
+    longer = sum(_longer(it) for it in written)
     return {
         "matching_at_A": at_a,
         "share_matching_at_A": round(at_a / total, 4) if total else None,
         "matching_longer": longer,
-        "share_matching_longer": round(longer / total, 4) if total else None,
-        "length_cue_within_target": abs(longer - total / 2) <= length_cue_tolerance(total) if total else True,
+        "share_matching_longer": round(longer / len(written), 4) if written else None,
+        "length_cue_within_target": abs(longer - len(written) / 2) <= length_cue_tolerance(len(written))
+        if written
+        else True,
     }

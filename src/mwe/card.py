@@ -29,6 +29,11 @@ def render_card(m: dict[str, Any]) -> str:
         "",
         f"Written by `{models['generation']['label']}` with mwe {m['mwe_version']} from spec "
         f"`{m['threat_model']}` (spec version {spec['version']}, sha256 `{m['spec_hash'][:12]}`), seed {m['build']['seed']}.",
+        "Formats: "
+        + ", ".join(
+            f"`{fmt}` ({row['kept']} items)" for fmt, row in m.get("generator", {}).get("by_format", {}).items()
+        )
+        + ".",
         f"Judged by `{models['judge']['label']}` ({m['judge']['method']}, kept score >= {m['judge']['threshold']}); "
         f"near duplicates removed with {m['dedup']['embedder']} at cosine >= {m['dedup']['threshold']}.",
         "",

@@ -71,6 +71,9 @@ def build(
         float | None, typer.Option(help="USD: stop before a request could pass this; publishes nothing")
     ] = None,
     batch: Annotated[bool, typer.Option(help="use the Anthropic/OpenAI batch APIs (half price, slower)")] = False,
+    formats: Annotated[
+        list[str] | None, typer.Option("--format", help="build only this of the spec's formats (repeatable)")
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="print expected requests, tokens and cost; send nothing")
     ] = False,
@@ -103,6 +106,7 @@ def build(
         settings=settings,
         max_cost=max_cost,
         batch=batch,
+        formats=formats or None,
     )
     if dry_run:
         for _, _, _, spec in specs:
@@ -278,28 +282,43 @@ def calibrate(
 
 @app.command("list")
 def list_cmd() -> None:
-    """List the threat models mwe can find (./threat_models first, then the shipped ones)."""
+    """List the threat models mwe can find (./threat_models first, then the shipped ones), with
+    their formats and facets."""
     from .spec import known_specs, load_spec
 
     for name, path in sorted(known_specs().items()):
         try:
-            title = load_spec(path).title
+            spec = load_spec(path)
         except SpecError as exc:
-            title = f"[red]invalid: {escape(exc.message)}[/red]"
-        out.print(f"{name:28} {title}  [dim]{escape(str(path))}[/dim]")
+            out.print(f"{name:28} [red]invalid: {escape(exc.message)}[/red]  [dim]{escape(str(path))}[/dim]")
+            continue
+        out.print(f"[bold]{name}[/bold]  {escape(spec.title)}  [dim]{escape(str(path))}[/dim]")
+        out.print(f"  formats: {', '.join(spec.formats)}", highlight=False)
+        out.print(f"  facets:  {escape(', '.join(f.name for f in spec.facets))}", highlight=False)
 
 
 @app.command()
-def validate(paths: Annotated[list[str] | None, typer.Argument(help="spec files or names; none = all")] = None) -> None:
+def validate(
+    paths: Annotated[
+        list[str] | None, typer.Argument(help="spec files, folders of specs, or names; none = all")
+    ] = None,
+) -> None:
     """Check threat-model specs; exit 2 naming the file and field of every problem."""
     from .spec import find_spec, known_specs, load_spec
 
-    targets = [find_spec(p) for p in paths] if paths else list(known_specs().values())
+    targets: list[Path] = []
+    for p in paths or []:
+        if Path(p).is_dir():
+            targets += known_specs([Path(p)]).values()
+        else:
+            targets.append(find_spec(p))
+    if not paths:
+        targets = list(known_specs().values())
     failed = 0
     for path in targets:
         try:
             spec = load_spec(path)
-            out.print(f"ok  {path} ({spec.name} v{spec.version})", highlight=False)
+            out.print(f"ok  {path} ({spec.name} v{spec.version}; {', '.join(spec.formats)})", highlight=False)
         except SpecError as exc:
             failed += 1
             err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
@@ -335,14 +354,21 @@ def show(
     )
     if m.get("shortfall"):
         out.print(f"[yellow]shortfall[/yellow]: {m['shortfall']}")
-    out.print(f"matching at (A): {m['balance']['matching_at_A']}/{m['counts']['items']}")
+    with_choices = sum(1 for i in ds if i.choices)
+    out.print(f"matching at (A): {m['balance']['matching_at_A']} of {with_choices} items with choices")
     for item in list(ds)[:limit]:
         out.print(
-            f"\n[dim]{item.id} · {escape(item.facet)} · quality {item.scores.get('quality')}[/dim]\n{escape(item.question)}"
+            f"\n[dim]{item.id} · {item.format} · {escape(item.facet)} · quality {item.scores.get('quality')}[/dim]\n"
+            f"{escape(item.question)}"
         )
         for i, c in enumerate(item.choices):
             mark = "*" if "ABCDEFGH"[i] == item.answer_matching_behavior else " "
             out.print(f" {mark}({'ABCDEFGH'[i]}) {escape(c)}", highlight=False)
+        if item.rubric:
+            out.print(f" * with the behaviour: {escape(item.rubric['matching'])}", highlight=False)
+            out.print(f"   without it: {escape(item.rubric['not_matching'])}", highlight=False)
+        if item.conditions:
+            out.print(f"   [dim]asked under: {', '.join(c['name'] for c in item.conditions)}[/dim]")
 
 
 @app.command()

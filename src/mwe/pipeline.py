@@ -56,11 +56,16 @@ class BuildOptions:
     """USD; the run stops before a request that could pass it, and publishes nothing."""
     batch: bool = False
     """Use the providers' batch APIs (half price, answers within 24 h)."""
+    formats: list[str] | None = None
+    """Build only these of the spec's formats (default: all of them, n split equally)."""
 
     def resolved_n(self, spec: ThreatModel) -> int:
         n = self.n if self.n is not None else spec.defaults.n
         if n < 1:
             raise UsageError(f"--n must be at least 1, got {n}")
+        for fmt in self.formats or []:
+            if fmt not in spec.formats:
+                raise UsageError(f"{spec.name} has no format {fmt!r}; its formats: {', '.join(spec.formats)}")
         return n
 
 
@@ -74,6 +79,7 @@ def build_key(spec: ThreatModel, opts: BuildOptions) -> str:
         "seed": opts.seed,
         "temperature": opts.temperature,
         "judge_threshold": opts.judge_threshold,
+        "formats": opts.formats,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
@@ -91,38 +97,75 @@ def make_providers(opts: BuildOptions) -> tuple[Provider, Provider]:
     return gen, get_provider(opts.judge_model, judge_settings)
 
 
+def split(n: int, keys: list[str]) -> dict[str, int]:
+    """n over keys in equal shares, earlier keys taking the remainder: the items per format."""
+    return {k: n // len(keys) + (1 if i < n % len(keys) else 0) for i, k in enumerate(keys)}
+
+
 class _Run:
+    """One format's build: its own generator, quotas and attempt budget; engines are shared."""
+
     def __init__(
         self,
         spec: ThreatModel,
+        fmt: str,
+        n: int,
         opts: BuildOptions,
-        gen: Provider,
-        jud: Provider,
-        cache: Cache | None,
+        engines: tuple[Engine, Engine],
+        budget: int,
         reporter: Reporter,
     ) -> None:
         self.spec = spec
         self.opts = opts
-        self.n = opts.resolved_n(spec)
-        self.quotas = spec.quotas(self.n)
-        self.guard = CostGuard(opts.max_cost)
-        self.gen_engine = Engine(gen, cache, guard=self.guard, batch=opts.batch)
-        self.judge_engine = self.gen_engine if jud is gen else Engine(jud, cache, guard=self.guard, batch=opts.batch)
-        self.generator = get_generator(spec.formats[0])(spec, opts.seed, chat=gen.chat)
+        self.n = n
+        self.quotas = spec.quotas(n)
+        self.gen_engine, self.judge_engine = engines
+        self.generator = get_generator(fmt)(spec, opts.seed, chat=self.gen_engine.provider.chat)
+        self.fixed = self.generator.layout == "fixed"
         self.temperature = opts.temperature if opts.temperature is not None else spec.defaults.temperature
         self.threshold = opts.judge_threshold if opts.judge_threshold is not None else spec.judge.threshold
-        self.budget = opts.max_attempts if opts.max_attempts is not None else max(20, 5 * self.n)
+        self.budget = budget
         self.reporter = reporter
+        self.tag = f"{fmt}: " if len(spec.formats) > 1 else ""
+        self.anchors = [
+            (ex.statement or "\n".join([ex.view()[0], *ex.view()[1]]), ex.statement or ex.view()[0])
+            for ex in spec.examples
+        ]
         self.pool: list[Candidate] = []
         self.rejected: list[Rejection] = []
         self.generated = Counter[str]()
-        self.next_index = Counter[str]()
+        self.next_index = Counter[tuple[str, int]]()
         self.attempts = 0
         self.rounds = 0
         self.length_cue_met = True
         self.timings: dict[str, float] = dict.fromkeys(("generation", "label", "judge", "dedup"), 0.0)
 
+    def side_quotas(self, facet: str) -> tuple[int, int]:
+        """Fixed-order items (persona): how many of a facet's quota have the matching answer at A
+        (Yes) and at B; the odd-quota facets take turns at the extra one, so the whole set stays
+        balanced too."""
+        turn = 0
+        for name, q in self.quotas.items():
+            extra = turn if q % 2 else 0
+            if name == facet:
+                return q // 2 + extra, q - q // 2 - extra
+            turn ^= q % 2
+        raise KeyError(facet)
+
+    def side_deficits(self, facet: str) -> list[int]:
+        """Items still needed for a facet, per side: one number, or for fixed-order items (persona)
+        how many more with the matching answer at A and at B, so both polarities fill."""
+        group = [c for c in self.pool if c.facet == facet]
+        if not self.fixed:
+            return [max(0, self.quotas[facet] - len(group))]
+        yes, no = self.side_quotas(facet)
+        have_yes = sum(c.side for c in group)
+        return [max(0, yes - have_yes), max(0, no - (len(group) - have_yes))]
+
     def deficits(self) -> dict[str, int]:
+        return {f: d for f in self.quotas if (d := sum(self.side_deficits(f))) > 0}
+
+    def shortfall(self) -> dict[str, int]:
         have = Counter(c.facet for c in self.pool)
         return {f: q - have[f] for f, q in self.quotas.items() if q > have[f]}
 
@@ -130,43 +173,47 @@ class _Run:
         produced = sum(self.generated.values())
         return len(self.pool) / produced if produced else 0.75
 
-    def plan(self) -> dict[str, int]:
-        """Ask for each facet's deficit divided by the keep rate seen so far, within the budget
-        (in requests; a chat request asks for several items)."""
+    def plan(self) -> dict[str, list[int]]:
+        """Sample indexes to ask per facet: each side's deficit divided by the keep rate seen so
+        far, within the budget (in requests; a chat request asks for several items). Side s of a
+        facet uses indexes s, s + sides, s + 2 * sides, …, so a full side is not asked again."""
         factor = min(4.0, max(1.2, 1.0 / max(self.keep_rate(), 0.05)))
         left = self.budget - self.attempts
         per = self.generator.items_per_request
-        asks: dict[str, int] = {}
-        for facet, d in sorted(self.deficits().items()):
-            k = min(left, max(1, math.ceil(d * factor / per)))
-            if k > 0:
-                asks[facet] = k
-                left -= k
+        sides = self.generator.sides
+        asks: dict[str, list[int]] = {}
+        for facet in sorted(self.deficits()):
+            for side, d in enumerate(self.side_deficits(facet)):
+                k = min(left, max(1, math.ceil(d * factor / per))) if d > 0 else 0
+                if k > 0:
+                    start = self.next_index[(facet, side)]
+                    asks.setdefault(facet, []).extend((start + j) * sides + side for j in range(k))
+                    self.next_index[(facet, side)] += k
+                    left -= k
         return asks
 
-    def round(self, asks: dict[str, int]) -> None:
+    def round(self, asks: dict[str, list[int]]) -> None:
         self.rounds += 1
         requests: list[Any] = []
-        facets: list[str] = []
-        for facet, k in asks.items():
-            reqs = self.generator.requests(facet, self.next_index[facet], k, self.temperature)
-            self.next_index[facet] += k
-            requests += reqs
-            facets += [facet] * k
+        samples: list[tuple[str, int]] = []
+        for facet, indexes in asks.items():
+            requests += self.generator.requests(facet, indexes, self.temperature)
+            samples += [(facet, i) for i in indexes]
         self.attempts += len(requests)
         label = self.gen_engine.provider.label
         t0 = time.monotonic()
-        with self.reporter.stage(f"round {self.rounds}: generate", len(requests)) as tick:
+        with self.reporter.stage(f"{self.tag}round {self.rounds}: generate", len(requests)) as tick:
             if self.generator.chat:
                 completions = self.gen_engine.structured("generation", requests, tick)
             else:
                 completions = self.gen_engine.complete("generation", requests, tick)
         self.timings["generation"] += time.monotonic() - t0
         fresh: list[Candidate] = []
-        for req, facet, comp in zip(requests, facets, completions, strict=True):
+        for req, (facet, sample), comp in zip(requests, samples, completions, strict=True):
             lineage = {
                 "model": label,
                 "seed": req.seed,
+                "sample": sample,
                 "request": req.key(self.gen_engine.provider.name, self.gen_engine.provider.model),
             }
             cands, bad = self.generator.parse(facet, comp, lineage)
@@ -178,36 +225,50 @@ class _Run:
         label_requests = self.generator.label_requests(fresh)
         if label_requests:
             t0 = time.monotonic()
-            with self.reporter.stage(f"round {self.rounds}: label", len(label_requests)) as tick:
+            with self.reporter.stage(f"{self.tag}round {self.rounds}: label", len(label_requests)) as tick:
                 probs = self.gen_engine.classify("label", label_requests, tick)
             self.generator.apply_labels(fresh, probs)
             self.timings["label"] += time.monotonic() - t0
         t0 = time.monotonic()
-        with self.reporter.stage(f"round {self.rounds}: judge", len(fresh) + 1) as tick:
+        with self.reporter.stage(f"{self.tag}round {self.rounds}: judge", len(fresh) + 1) as tick:
             fresh, bad = judge(self.judge_engine, self.spec, fresh, self.threshold, tick)
         self.timings["judge"] += time.monotonic() - t0
         self.rejected += bad
         if self.judge_engine.provider.chat and fresh:
             t0 = time.monotonic()
             k = self.spec.judge.label_samples
-            with self.reporter.stage(f"round {self.rounds}: label check", len(fresh) * k) as tick:
+            with self.reporter.stage(f"{self.tag}round {self.rounds}: label check", len(fresh) * k) as tick:
                 fresh, bad = label_check(self.judge_engine, self.spec, fresh, tick)
             self.timings["label"] += time.monotonic() - t0
             self.rejected += bad
         t0 = time.monotonic()
-        self.pool, bad = dedup(self.pool + fresh, self.spec.dedup.threshold)
+        self.pool, bad = dedup(self.pool + fresh, self.spec.dedup.threshold, self.anchors)
         self.timings["dedup"] += time.monotonic() - t0
         self.rejected += bad
+
+    def _select(self, facet: str, ranked: list[Candidate]) -> tuple[list[Candidate], list[Candidate]]:
+        """The best `quota` of a facet; for fixed-order items the best of each side, topped up
+        from the other side only when the attempt budget ran out before a side was full."""
+        quota = self.quotas[facet]
+        if not self.fixed:
+            return ranked[:quota], ranked[quota:]
+        yes, no = self.side_quotas(facet)
+        chosen = [c for c in ranked if c.side][:yes] + [c for c in ranked if not c.side][:no]
+        ids = {c.id for c in chosen}
+        rest = [c for c in ranked if c.id not in ids]
+        chosen += rest[: quota - len(chosen)]
+        ids = {c.id for c in chosen}
+        return [c for c in ranked if c.id in ids], [c for c in ranked if c.id not in ids]
 
     def trim(self) -> None:
         """Overshoot is normal (we over-ask): keep the best of each facet, then swap within facets
         so the matching option is not systematically the longer one; record everything dropped."""
         kept: dict[str, list[Candidate]] = {}
         spare: dict[str, list[Candidate]] = {}
-        for facet, quota in self.quotas.items():
+        for facet in self.quotas:
             group = [c for c in self.pool if c.facet == facet]
             ranked = sorted(group, key=lambda c: -float(c.scores.get("quality", 0)))
-            kept[facet], spare[facet] = ranked[:quota], ranked[quota:]
+            kept[facet], spare[facet] = self._select(facet, ranked)
         chosen, swapped, self.length_cue_met = balance_length_cue(kept, spare)
         chosen_ids = {c.id for c in chosen}
         for c in swapped:
@@ -222,8 +283,9 @@ class _Run:
         for facet, quota in self.quotas.items():
             for c in spare[facet]:
                 if c.id not in chosen_ids:
+                    why = "with the matching answer on this side " if self.fixed else ""
                     self.rejected.append(
-                        Rejection.of(c, "quota", f"facet quota of {quota} already met by better-scored items")
+                        Rejection.of(c, "quota", f"facet quota of {quota} {why}already met by better-scored items")
                     )
         order = {c.id: i for i, c in enumerate(self.pool)}
         self.pool = sorted(chosen, key=lambda c: (list(self.quotas).index(c.facet), order[c.id]))
@@ -232,27 +294,43 @@ class _Run:
         while self.deficits() and self.attempts < self.budget:
             self.round(self.plan())
         self.trim()
-        return assign_order(self.pool, self.opts.seed), self.deficits()
+        return assign_order(self.pool, self.opts.seed), self.shortfall()
 
 
-def _funnel(run: _Run, items: list[Item]) -> tuple[dict[str, Any], dict[str, Any]]:
-    by_stage = Counter(r.stage for r in run.rejected)
+def _funnel(runs: list[_Run], items: list[Item]) -> tuple[dict[str, Any], dict[str, Any]]:
+    rejected = [r for run in runs for r in run.rejected]
+    by_stage = Counter(r.stage for r in rejected)
+    generated = sum((run.generated for run in runs), Counter[str]())
     funnel = {
-        "generation_requests": run.attempts,
-        "generated": sum(run.generated.values()),
+        "generation_requests": sum(run.attempts for run in runs),
+        "generated": sum(generated.values()),
         "rejected_by_stage": {s: by_stage.get(s, 0) for s in STAGES},
         "kept": len(items),
-        "rounds": run.rounds,
+        "rounds": sum(run.rounds for run in runs),
     }
     per_facet: dict[str, Any] = {}
-    for facet in run.quotas:
-        st = Counter(r.stage for r in run.rejected if r.facet == facet)
+    for facet in runs[0].quotas:
+        st = Counter(r.stage for r in rejected if r.facet == facet)
         per_facet[facet] = {
-            "generated": run.generated[facet],
+            "generated": generated[facet],
             **{s: st.get(s, 0) for s in STAGES},
             "kept": sum(1 for i in items if i.facet == facet),
         }
     return funnel, per_facet
+
+
+def _by_format(run: _Run, items: list[Item]) -> dict[str, Any]:
+    mine = [i for i in items if i.format == run.generator.name]
+    return {
+        "n": run.n,
+        "layout": run.generator.layout,
+        "quotas": run.quotas,
+        "kept": len(mine),
+        "shortfall": run.shortfall(),
+        "generation_requests": run.attempts,
+        "max_attempts": run.budget,
+        "balance": position_balance(mine),
+    }
 
 
 def _cost_summary(usage: dict[str, dict[str, Any]], gen: Provider, jud: Provider) -> dict[str, Any]:
@@ -316,28 +394,51 @@ def build(
     own_cache = cache is None and opts.use_cache and (gen.cacheable or jud.cacheable)
     if own_cache:
         cache = Cache()
+    formats = opts.formats or spec.formats
+    per_format = split(n, formats)
+    budgets = split(opts.max_attempts, formats) if opts.max_attempts is not None else {}
+    runs: list[_Run] = []
+    items: list[Item] = []
     try:
-        run = _Run(spec, opts, gen, jud, cache if opts.use_cache else None, reporter)
-        items, shortfall = run.run()
+        guard = CostGuard(opts.max_cost)
+        use = cache if opts.use_cache else None
+        gen_engine = Engine(gen, use, guard=guard, batch=opts.batch)
+        judge_engine = gen_engine if jud is gen else Engine(jud, use, guard=guard, batch=opts.batch)
+        for fmt in formats:
+            if per_format[fmt] == 0:
+                continue
+            budget = budgets.get(fmt, max(20, 5 * per_format[fmt]))
+            run = _Run(spec, fmt, per_format[fmt], opts, (gen_engine, judge_engine), budget, reporter)
+            got, _ = run.run()
+            runs.append(run)
+            items += got
     finally:
         gen.close()
         if jud is not gen:
             jud.close()
         if own_cache and cache is not None:
             cache.close()  # the connection we opened; a caller's cache stays theirs to close
+    quotas = Counter[str]()
+    shortfall = Counter[str]()
+    for run in runs:
+        quotas.update(run.quotas)
+        shortfall.update(run.shortfall())
+    attempts = sum(r.attempts for r in runs)
     if shortfall:
         reporter.warn(
-            f"{spec.name}: kept {len(items)} of {n} after {run.attempts} generation requests (budget "
-            f"{run.budget}); short by facet: " + ", ".join(f"{k}: {v}" for k, v in shortfall.items())
+            f"{spec.name}: kept {len(items)} of {n} after {attempts} generation requests (budget "
+            f"{sum(r.budget for r in runs)}); short by facet: " + ", ".join(f"{k}: {v}" for k, v in shortfall.items())
         )
-    if not run.length_cue_met:
+    if not all(r.length_cue_met for r in runs):
         reporter.warn(
             f"{spec.name}: the matching option is the longest in {position_balance(items)['share_matching_longer']:.0%} "
             "of items (target 50 % ± 3 %): not enough spare items to balance it; see manifest 'balance'"
         )
-    funnel, per_facet = _funnel(run, items)
+    funnel, per_facet = _funnel(runs, items)
     wall = time.monotonic() - started
-    usage = {**run.gen_engine.ledger(), **run.judge_engine.ledger()}
+    usage = {**gen_engine.ledger(), **judge_engine.ledger()}
+    first = runs[0]
+    timings = {k: sum(r.timings[k] for r in runs) for k in first.timings}
 
     def make_manifest(version: int, counts: dict[str, int]) -> dict[str, Any]:
         return {
@@ -350,8 +451,8 @@ def build(
             "build": {
                 "n": n,
                 "seed": opts.seed,
-                "temperature": run.temperature,
-                "max_attempts": run.budget,
+                "temperature": first.temperature,
+                "max_attempts": sum(r.budget for r in runs),
                 "cache": opts.use_cache,
                 "batch": opts.batch,
                 "max_cost_usd": opts.max_cost,
@@ -360,28 +461,31 @@ def build(
                 "generation": {**gen.describe(), "label": gen.label},
                 "judge": {**jud.describe(), "label": jud.label},
             },
-            "generator": {"format": run.generator.name},
-            "judge": {"method": judge_method(run.judge_engine), "threshold": run.threshold},
+            "generator": {
+                "formats": [r.generator.name for r in runs],
+                "by_format": {r.generator.name: _by_format(r, items) for r in runs},
+            },
+            "judge": {"method": judge_method(judge_engine), "threshold": first.threshold},
             "dedup": {"embedder": spec.dedup.embedder, "threshold": spec.dedup.threshold},
             "spec_path": spec_path,
             "spec_hash": spec.content_hash(),
             "spec": spec.model_dump(mode="json"),
             "counts": counts,
-            "quotas": run.quotas,
+            "quotas": dict(quotas),
             "facet_counts": dict(Counter(i.facet for i in items)),
-            "shortfall": shortfall,
+            "shortfall": dict(shortfall),
             "funnel": funnel,
             "funnel_by_facet": per_facet,
             "balance": position_balance(items),
             "usage": usage,
             "cost": _cost_summary(usage, gen, jud),
-            "timings_s": {k: round(v, 3) for k, v in {**run.timings, "total": wall}.items()},
+            "timings_s": {k: round(v, 3) for k, v in {**timings, "total": wall}.items()},
         }
 
     path = store.publish(
         spec.name,
-        [i.model_dump(mode="json") for i in items],
-        [r.model_dump(mode="json", exclude_none=True) for r in run.rejected],
+        [i.model_dump(mode="json", exclude_none=True) for i in items],
+        [r.model_dump(mode="json", exclude_none=True) for run in runs for r in run.rejected],
         make_manifest,
         render_card,
     )
@@ -404,36 +508,47 @@ def estimate(spec: ThreatModel, opts: BuildOptions) -> dict[str, Any]:
 
     gen, jud = make_providers(opts)
     n = opts.resolved_n(spec)
-    quotas = spec.quotas(n)
-    generator = get_generator(spec.formats[0])(spec, opts.seed, chat=gen.chat)
+    formats = opts.formats or spec.formats
     temperature = opts.temperature if opts.temperature is not None else spec.defaults.temperature
-    per = generator.items_per_request
-    budget = opts.max_attempts if opts.max_attempts is not None else max(20, 5 * n)
-    gen_requests = sum(max(1, math.ceil(q / 0.75 / per)) for q in quotas.values())
-    samples = [generator.requests(f, 0, 1, temperature)[0] for f in quotas]
+    gen_requests = 0
+    budget = 0
+    items = 0
+    samples = []
+    for fmt, n_f in split(n, formats).items():
+        if n_f == 0:
+            continue
+        generator = get_generator(fmt)(spec, opts.seed, chat=gen.chat)
+        per = generator.items_per_request
+        asks = {f: max(1, math.ceil(q / 0.75 / per)) for f, q in spec.quotas(n_f).items()}
+        gen_requests += sum(asks.values())
+        items += sum(asks.values()) * per
+        budget += max(20, 5 * n_f) if opts.max_attempts is None else split(opts.max_attempts, formats)[fmt]
+        samples += [r for f, k in asks.items() for r in generator.requests(f, [0], temperature) * k]
     gen_in = sum(request_size(r)[0] for r in samples) / len(samples)
-    gen_out = request_size(samples[0])[1]
-    proxies = [
-        Candidate(
-            threat_model=spec.name,
-            format=spec.formats[0],
-            facet=ex.facet or spec.facets[0].name,
-            question=ex.question,
-            matching=ex.choices[LETTER_INDEX[ex.answer_matching_behavior]],
-            not_matching=[c for i, c in enumerate(ex.choices) if i != LETTER_INDEX[ex.answer_matching_behavior]],
+    gen_out = round(sum(request_size(r)[1] for r in samples) / len(samples))
+    proxies = []
+    for ex in spec.examples:
+        question, choices, answer = ex.view()
+        at = LETTER_INDEX[answer]
+        proxies.append(
+            Candidate(
+                threat_model=spec.name,
+                format=ex.format or formats[0],
+                facet=ex.facet or spec.facets[0].name,
+                question=question,
+                matching=choices[at],
+                not_matching=[c for i, c in enumerate(choices) if i != at],
+            )
         )
-        for ex in spec.examples
-    ]
     judge_reqs: list[Any] = rubric_requests(spec, proxies) if jud.chat else logprob_requests(spec, proxies)[1:]
     judge_in = sum(request_size(r)[0] for r in judge_reqs) / max(1, len(judge_reqs))
     judge_out = request_size(judge_reqs[0])[1] if judge_reqs else 1
-    items = gen_requests * per
     rows = [
         ("generation", gen, gen_requests, gen_in, gen_out, budget),
-        ("judge", jud, items, judge_in, judge_out, budget * per),
+        ("judge", jud, items, judge_in, judge_out, round(budget * items / gen_requests)),
     ]
     if not gen.chat:
-        rows.insert(1, ("label", gen, items, gen_in, 1, budget * per))
+        rows.insert(1, ("label", gen, items, gen_in, 1, round(budget * items / gen_requests)))
     stages: dict[str, Any] = {}
     for stage, p, count, tin, tout, most in rows:
         price = price_for(p.label)

@@ -26,21 +26,39 @@ def similarity_matrix(texts: list[str]) -> Any:
     return (x @ x.T).tocsr()
 
 
-def dedup(cands: list[Candidate], threshold: float) -> tuple[list[Candidate], list[Rejection]]:
+def dedup(
+    cands: list[Candidate], threshold: float, examples: list[tuple[str, str]] | None = None
+) -> tuple[list[Candidate], list[Rejection]]:
+    """Keep the best member of each near-duplicate group. `examples` are the spec's few-shot items
+    as (text, stem): a candidate close to one, or with the same stem, is a copy, not a new item."""
     if not cands:
         return [], []
+    anchors = [text for text, _ in examples or []]
+    stems = {normalise(stem) for _, stem in examples or []}
     order = sorted(range(len(cands)), key=lambda i: (-float(cands[i].scores.get("quality", 0)), i))
-    sims = similarity_matrix([cands[i].text for i in range(len(cands))]) if len(cands) > 1 else None
+    texts = [c.text for c in cands] + anchors
+    sims = similarity_matrix(texts) if len(texts) > 1 else None
+    anchor_idx = list(range(len(cands), len(texts)))
+    exact_anchors = {hashlib.sha256(normalise(t).encode()).hexdigest() for t in anchors}
     seen_exact: dict[str, int] = {}
     kept_idx: list[int] = []
     rejected: list[Rejection] = []
     for i in order:
         c = cands[i]
         exact = hashlib.sha256(normalise(c.text).encode()).hexdigest()
+        if exact in exact_anchors or normalise(str(c.fields.get("statement", c.question))) in stems:
+            rejected.append(Rejection.of(c, "dedup", "copy of a few-shot example", similarity=1.0))
+            continue
         if exact in seen_exact:
             twin = cands[seen_exact[exact]]
             rejected.append(_reject(c, twin, 1.0, "exact duplicate"))
             continue
+        if sims is not None and anchor_idx:
+            row = np.asarray(sims[i, anchor_idx].todense()).ravel()
+            if float(row.max()) >= threshold:
+                reason = f"near copy of a few-shot example (cosine {float(row.max()):.3f})"
+                rejected.append(Rejection.of(c, "dedup", reason, similarity=round(float(row.max()), 4)))
+                continue
         best_j, best_sim = -1, 0.0
         if sims is not None and kept_idx:
             row = np.asarray(sims[i, kept_idx].todense()).ravel()

@@ -93,10 +93,10 @@ def judge_prompt_prefix(spec: ThreatModel) -> str:
         f"{spec.matching.strip()}.\n"
     ]
     for ex in spec.examples[:4]:
-        true = ex.answer_matching_behavior
-        wrong = LETTERS[(LETTERS.index(true) + 1) % len(ex.choices)]
-        parts.append(f"{format_question(ex.question, ex.choices, true)}\nPasses review: Yes\n")
-        parts.append(f"{format_question(ex.question, ex.choices, wrong)}\nPasses review: No\n")
+        question, choices, true = ex.view()
+        wrong = LETTERS[(LETTERS.index(true) + 1) % len(choices)]
+        parts.append(f"{format_question(question, choices, true)}\nPasses review: Yes\n")
+        parts.append(f"{format_question(question, choices, wrong)}\nPasses review: No\n")
     return "\n".join(parts) + "\n"
 
 

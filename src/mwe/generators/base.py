@@ -8,15 +8,16 @@ comes back as a Rejection with the raw text, so nothing is lost silently.
 from __future__ import annotations
 
 import hashlib
+import random
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..items import Candidate, Rejection
+from ..items import Candidate, Layout, Rejection
 from ..providers.base import ChatRequest, ClassifyRequest, Completion, CompletionRequest
 
 if TYPE_CHECKING:
-    from ..spec import ThreatModel
+    from ..spec import Example, ThreatModel
 
 __all__ = ["Generator", "generator", "get_generator", "known_formats", "sample_seed"]
 
@@ -34,12 +35,59 @@ class Generator(ABC):
     several items per request."""
 
     name: ClassVar[str]
+    layout: ClassVar[Layout] = "shuffled"
+    """How the published item shows its answers (items.Candidate explains the three)."""
+    sides: ClassVar[int] = 1
+    """Fixed-order formats write each side in its own requests: sample i asks for side i % sides."""
     chat_items_per_request: ClassVar[int] = 4
 
     def __init__(self, spec: ThreatModel, seed: int, chat: bool = False) -> None:
         self.spec = spec
         self.seed = seed
         self.chat = chat
+        self.examples = spec.examples_for(self.name) or list(spec.examples)
+
+    def candidate(
+        self,
+        facet: str,
+        question: str,
+        matching: str,
+        not_matching: list[str],
+        lineage: dict[str, object],
+        **fields: Any,
+    ) -> Candidate:
+        return Candidate(
+            threat_model=self.spec.name,
+            format=self.name,
+            layout=self.layout,
+            facet=facet,
+            question=question.strip(),
+            matching=matching.strip(),
+            not_matching=[o.strip() for o in not_matching],
+            fields=fields,
+            lineage={"generator": self.name, **lineage},
+        )
+
+    def rejection(self, facet: str, reason: str, raw: str | None, lineage: dict[str, object]) -> Rejection:
+        """Output that did not parse, kept with its raw text."""
+        return Rejection(stage="parse", reason=reason, facet=facet, raw=raw, lineage=dict(lineage))
+
+    def variance(self, i: int) -> str | None:
+        """The spec's variance prompts in rotation, so request i of every facet gets a different one."""
+        prompts = self.spec.variance_prompts
+        return prompts[i % len(prompts)].strip() if prompts else None
+
+    def topic(self, facet: str, i: int) -> str:
+        """The `Topic:` line of a completion request: the facet and request i's variance prompt."""
+        v = self.variance(i)
+        return facet if v is None else f"{facet} ({v})"
+
+    def shots(self, tag: str, limit: int) -> list[Example]:
+        """This format's examples in an order fixed by the run seed (Perez et al. sampled few-shot
+        examples per prompt; one order per run keeps the prompt prefix, and llama.cpp's KV cache, shared)."""
+        shots = list(self.examples)
+        random.Random(sample_seed(self.seed, self.spec.name, tag)).shuffle(shots)
+        return shots[:limit]
 
     @property
     def items_per_request(self) -> int:
@@ -47,18 +95,17 @@ class Generator(ABC):
 
     @abstractmethod
     def requests(
-        self, facet: str, start: int, count: int, temperature: float
+        self, facet: str, samples: Sequence[int], temperature: float
     ) -> list[CompletionRequest] | list[ChatRequest]:
-        """`count` requests for `facet`, numbered from `start` (the facet's running sample index)."""
+        """One request per sample index of `facet`. The index fixes the request (its seed, variance
+        prompt and, for persona, the polarity), so the planner can ask for exactly what is missing."""
 
     def parse(
         self, facet: str, answer: Completion, lineage: dict[str, object]
     ) -> tuple[list[Candidate], list[Rejection]]:
         """Turn one answer into candidates, or rejections carrying the raw answer and the reason."""
         if answer.error:
-            return [], [
-                Rejection(stage="parse", reason=f"no usable answer: {answer.error}", facet=facet, lineage=dict(lineage))
-            ]
+            return [], [self.rejection(facet, f"no usable answer: {answer.error}", None, lineage)]
         if answer.data is not None:
             return self.parse_data(facet, answer.data, lineage)
         return self.parse_text(facet, answer.text, lineage)
@@ -95,7 +142,7 @@ def generator(name: str) -> Callable[[type[Generator]], type[Generator]]:
 
 
 def _load_builtins() -> None:
-    from . import mcq  # noqa: F401 - registers itself
+    from . import mcq, open_ended, persona  # noqa: F401 - each registers itself
 
 
 def known_formats() -> list[str]:
