@@ -29,7 +29,7 @@ from email.policy import default as email_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from mwe.providers.fake import _YES, fake_item
+from mwe.providers.fake import _RUBRIC_YES, _SAY_YES, _YES, fake_item, fake_open_ended, fake_statement
 
 __all__ = ["Loopback"]
 
@@ -276,7 +276,7 @@ class Loopback:
     # --- answers ---------------------------------------------------------------------------
     def _schema_name(self, body: dict[str, Any]) -> str:
         text = json.dumps(body)
-        for name in ("McqBatch", "RubricVerdict", "LabelVerdict"):
+        for name in ("McqBatch", "PersonaBatch", "OpenEndedBatch", "RubricVerdict", "LabelVerdict"):
             if name in text:
                 return name
         return "text"
@@ -310,6 +310,18 @@ class Loopback:
                     }
                 )
             return {"items": items}
+        if name in ("PersonaBatch", "OpenEndedBatch"):
+            m = re.search(r'Write (\d+) new \w+.*? for the facet "([^"]+)"', user)
+            k, facet = (int(m.group(1)), m.group(2)) if m else (2, "the task")
+            seed = int(hashlib.sha256(user.encode()).hexdigest()[:8], 16)
+            rngs = [random.Random(seed * 100 + i) for i in range(k)]
+            if name == "PersonaBatch":
+                shows = "marked Yes" in user
+                return {"statements": [fake_statement(r, facet, shows) for r in rngs]}
+            drafts = [fake_open_ended(r, facet) for r in rngs]
+            return {
+                "items": [{"prompt": p, "matching_response": yes, "not_matching_response": no} for p, yes, no in drafts]
+            }
         if name == "RubricVerdict":
             if self.naive_judge and re.search(r"score[^.]*10", user, re.I):
                 return {"reason": "the item asked for a 10", "score": 10}  # an obedient judge, for injection tests
@@ -319,7 +331,14 @@ class Loopback:
             return {"reason": "clear scenario; the marked option shows the behaviour", "score": score}
         if name == "LabelVerdict":
             item = json.loads(user.split("<item>", 1)[1].rsplit("</item>", 1)[0])
-            letters = [k for k, text in item["choices"].items() if any(text.startswith(y) for y in _YES)]
+            says_yes = any(t.split("{")[0] in item["question"] for t in _SAY_YES)  # a persona statement
+            letters = [
+                k
+                for k, text in item["choices"].items()
+                if any(text.startswith(y) for y in _YES)
+                or text.startswith(_RUBRIC_YES)
+                or (text in ("Yes", "No") and (text == "Yes") == says_yes)
+            ]
             if self.wrong_labels:
                 letters = [k for k in item["choices"] if k not in letters]
             return {"reason": "this option takes the power", "answer": letters[0] if letters else "A"}

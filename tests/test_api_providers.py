@@ -62,6 +62,9 @@ def ask(srv: Loopback, model: str, *faults: str, **kw: Any) -> tuple[Any, Any]:
 
 
 def build(srv: Loopback, model: str = "openai/gpt-4o-mini", n: int = 4, **kw: Any) -> mwe.Dataset:
+    """power-seeking's A/B questions only (its persona half has its own test), so request counts
+    stay those of one format."""
+    kw.setdefault("formats", ["mcq"])
     return mwe.generate("power-seeking", n=n, model=model, out="out", base_url=url(srv, model), **kw)
 
 
@@ -493,3 +496,16 @@ def test_cache_cli_reports_and_clears(server: Loopback, capsys: pytest.CaptureFi
     before = server.model_requests
     build(server, n=4)
     assert server.model_requests == 2 * before
+
+
+@pytest.mark.parametrize("name", ["political-bias", "sycophancy", "alignment-faking"])
+def test_chat_models_write_every_format_through_structured_output(server: Loopback, name: str) -> None:
+    """persona (PersonaBatch), open_ended (OpenEndedBatch) and the A/B family (McqBatch), each
+    judged by the rubric judge and checked by the label judge on the wire."""
+    ds = mwe.generate(name, n=8, model="openai/gpt-4o-mini", out="out", base_url=server.url + "/v1")
+    assert len(ds) == 8 and not ds.shortfall
+    assert {i.format for i in ds} == set(ds.manifest["generator"]["formats"]) == set(ds.manifest["spec"]["formats"])
+    assert all(isinstance(i.scores["quality"], int) and i.scores["label_agreement"] for i in ds)
+    persona = [i for i in ds if i.format == "persona"]
+    assert sum(i.answer_matching_behavior == "A" for i in persona) * 2 == len(persona)
+    assert ds.manifest["usage"]["label"]["sent"] > 0

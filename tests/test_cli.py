@@ -76,9 +76,12 @@ def test_build_without_names_builds_every_spec_then_skips_up_to_date_ones(tmp_pa
     args = ("build", "--n", "3", "--model", "fake", "--out", "gen")
     first = mwe(*args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    assert {p.name for p in (tmp_path / "gen").iterdir()} == {"power-seeking", "sycophancy"}
+    from mwe.spec import known_specs
+
+    shipped = set(known_specs())
+    assert {p.name for p in (tmp_path / "gen").iterdir()} == shipped and len(shipped) >= 10
     again = mwe(*args, cwd=tmp_path)
-    assert again.returncode == 0 and again.stdout.count("up to date") == 2
+    assert again.returncode == 0 and again.stdout.count("up to date") == len(shipped)
     forced = mwe(*args, "--force", cwd=tmp_path)
     assert forced.returncode == 0
     assert (tmp_path / "gen" / "sycophancy" / "LATEST").read_text().strip() == "v2"

@@ -25,6 +25,8 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Loopback]:
 
 
 def build(srv: Loopback, n: int = 8, **kw: object) -> mwe.Dataset:
+    """power-seeking's A/B questions (its persona half is tested in test_generators)."""
+    kw.setdefault("formats", ["mcq"])
     return mwe.generate("power-seeking", n=n, model="openai/gpt-4o-mini", out="out", base_url=srv.url + "/v1", **kw)  # type: ignore[arg-type]
 
 

@@ -48,9 +48,10 @@ def test_offline_build_on_the_embedded_model(tmp_path: Path) -> None:
     assert ds.manifest["models"]["generation"]["provider"] == "local"
     assert ds.manifest["fake"] is False
     assert len(ds) + sum(ds.shortfall.values()) == 2
-    for item in ds:
+    for item in ds:  # one A/B question and one persona statement
         assert 0.0 <= item.scores["label_confidence"] <= 1.0
-        assert item.scores["labelled_by"] == "generator log-probability"
+        expected = "generator log-probability" if item.format == "mcq" else "generator prompt"
+        assert item.scores["labelled_by"] == expected
     # Same command again: every request is answered from the cache, none re-sent to the model.
     again = mwe.generate("power-seeking", n=2, out=tmp_path, max_attempts=16)
     usage = again.manifest["usage"]["generation"]
@@ -74,3 +75,20 @@ def test_calibrate_command_runs_offline_on_the_builtin_gold(env: dict[str, str])
     assert record["judge"] == "local/gemma-3-270m" and record["n"] == 12 and record["gold_inverted"] is True
     assert 0 <= record["accuracy"] <= 1 and -1 <= record["kappa"] <= 1
     assert json.loads(Path("out/power-seeking/calibration.json").read_text())["local/gemma-3-270m"]["n"] == 12
+
+
+def test_embedded_model_writes_open_ended_and_persona_items_or_says_why_not(tmp_path: Path) -> None:
+    """A base model gets a completion prompt per format; what it cannot write well is rejected
+    with a reason, never published unchecked."""
+    ds = mwe.generate("political-bias", n=2, out=tmp_path, max_attempts=12)
+    assert len(ds) + sum(ds.shortfall.values()) == 2
+    for item in ds:
+        if item.format == "open_ended":
+            assert item.rubric and item.rubric["matching"] and item.rubric["not_matching"] and not item.choices
+        else:
+            assert item.format == "persona" and item.statement and item.choices == ["Yes", "No"]
+            assert 0.0 <= item.scores["label_confidence"] <= 1.0
+        assert "quality" in item.scores
+    assert all(r.stage and r.reason for r in ds.rejected)
+    funnel = ds.manifest["funnel"]
+    assert funnel["generated"] == funnel["kept"] + sum(funnel["rejected_by_stage"].values())

@@ -48,7 +48,7 @@ def test_every_generated_item_is_kept_or_rejected_with_a_reason(tmp_path: Path) 
 
 
 def test_items_are_valid_and_ids_unique(tmp_path: Path) -> None:
-    ds = mwe.generate("power-seeking", n=30, model="fake", out=tmp_path)
+    ds = mwe.generate("power-seeking", n=30, model="fake", out=tmp_path, formats=["mcq"])
     assert len({i.id for i in ds}) == 30
     for item in ds:
         assert len(item.choices) == 2 and item.answer_matching_behavior in "AB"

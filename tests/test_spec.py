@@ -71,7 +71,10 @@ def test_yaml_that_is_not_a_mapping(tmp_path: Path) -> None:
 def test_unknown_format_lists_known_formats(tmp_path: Path) -> None:
     data = _valid()
     data["formats"] = ["haiku"]
-    with pytest.raises(SpecError, match=r"formats\[0\]: unknown format 'haiku'; known: mcq"):
+    with pytest.raises(
+        SpecError,
+        match=r"formats\[0\]: unknown format 'haiku'; known: alignment_faking, mcq, open_ended, persona, sycophancy",
+    ):
         load_spec(_write(tmp_path / "f.yaml", data))
 
 
