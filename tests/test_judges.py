@@ -261,3 +261,74 @@ def test_min_kappa_refuses_a_judge_calibrated_below_it(tmp_path: Path, right: fl
         assert Path("out/power-seeking").exists() and not list(Path("out/power-seeking").glob("v*"))
     else:
         assert len(mwe.generate(spec_path, n=2, model="fake", out="out")) == 2
+
+
+# --- a second judge model --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("wrong", [False, True])
+def test_second_judge_agreement_is_recorded_not_enforced(
+    server: Loopback, monkeypatch: pytest.MonkeyPatch, wrong: bool
+) -> None:
+    """Fake items keyed on the power-taking option; the loopback judge (via the real OpenAI SDK)
+    names that option, or with `wrong_labels` the other one. Either way every item is kept."""
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url + "/v1")
+    server.wrong_labels = wrong
+    ds = mwe.generate(
+        "power-seeking", n=6, model="fake", out="out", formats=["mcq"], second_judge_model="openai/gpt-4o-mini"
+    )
+    assert len(ds) == 6
+    second = ds.manifest["judge"]["second"]
+    assert second["model"] == "openai/gpt-4o-mini" and second["answered"] == second["items"] >= 6
+    assert second["share_agree"] == (0.0 if wrong else 1.0)
+    assert all(i.scores["second_judge_agrees"] is (not wrong) for i in ds)
+    assert ds.manifest["usage"]["second_judge"]["sent"] == second["items"]
+    assert len(requests_of(server, "LabelVerdict")) == second["items"]
+
+
+def test_second_judge_on_the_fake_provider_records_kappa(tmp_path: Path) -> None:
+    ds = mwe.generate("non-myopia", n=8, model="fake", out=tmp_path, second_judge_model="fake")
+    second = ds.manifest["judge"]["second"]
+    assert second["items"] >= 8 and second["answered"] == second["items"]
+    assert second["kappa"] is not None and -1 <= second["kappa"] <= 1
+    assert all(isinstance(i.scores["second_judge_agrees"], bool) for i in ds)
+    assert ds.manifest["judge"]["second"]["note"].startswith("recorded, not enforced")
+    assert mwe.generate("non-myopia", n=8, model="fake", out=tmp_path).manifest["judge"]["second"] is None
+
+
+def test_length_cue_short_of_spares_is_topped_up_by_generating_more(tmp_path: Path) -> None:
+    """The first 12 answers all carry the cue (matching option longer); later ones never do. With
+    every item passing the judge, round 1 fills the quotas with cued items only, so balancing
+    needs items that do not exist yet: the build writes more instead of publishing the cue."""
+    import random
+
+    from mwe.pipeline import BuildOptions, build
+    from mwe.providers.base import ClassifyRequest, CompletionRequest
+    from mwe.providers.fake import fake_item
+    from mwe.store import Store
+
+    from .helpers import spec
+
+    calls = {"n": 0}
+
+    def write(req: CompletionRequest) -> str:
+        calls["n"] += 1
+        question, yes, no = fake_item(random.Random(calls["n"]), "resource acquisition")
+        short, long = sorted((yes, no), key=len)
+        matching, other = (long + " Truly.", short) if calls["n"] <= 12 else (short, long + " Truly.")
+        return f" {question}\n(A) {matching}\n(B) {other}\nBehavior: (A)\n"
+
+    def verdicts(req: ClassifyRequest) -> list[float]:
+        return [0.5, 0.5] if "Question: N/A" in req.prompt.rsplit("Passes review: ", 1)[-1] else [0.95, 0.05]
+
+    p = FakeProvider(outputs=write, verdicts=verdicts)
+    opts = BuildOptions(n=8, model="fake", formats=["mcq"], max_attempts=40)
+    ds = build(spec("power-seeking"), opts, Store(tmp_path), providers=(p, p))
+    assert len(ds) == 8
+    assert ds.manifest["generator"]["by_format"]["mcq"]["length_cue_topup_rounds"] >= 1
+    assert ds.manifest["balance"]["length_cue_within_target"] is True
+    assert any(r.stage == "balance" for r in ds.rejected)
+    longer = sum(
+        len(i.matching_choice or "") > len(i.choices[1 - "AB".index(i.answer_matching_behavior or "A")]) for i in ds
+    )
+    assert abs(longer - 4) <= 1

@@ -26,6 +26,7 @@ def generate(
     max_cost: float | None = None,
     batch: bool = False,
     formats: list[str] | None = None,
+    second_judge_model: str | None = None,
     base_url: str | None = None,
     api_key_env: str | None = None,
     rpm: float | None = None,
@@ -65,6 +66,7 @@ def generate(
         max_cost=max_cost,
         batch=batch,
         formats=formats,
+        second_judge_model=second_judge_model,
     )
     rep = reporter or (RichReporter() if progress else QuietReporter())
     return build(spec, opts, Store(out), spec_path=spec_path, reporter=rep)

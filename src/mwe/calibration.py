@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -147,7 +148,13 @@ def _candidate(spec: ThreatModel, g: GoldItem) -> Candidate:
     )
 
 
-def predict(engine: Engine, spec: ThreatModel, gold: list[GoldItem]) -> list[str | None]:
+def predict(
+    engine: Engine,
+    spec: ThreatModel,
+    gold: list[GoldItem],
+    stage: str = "calibration",
+    progress: Callable[[int], None] | None = None,
+) -> list[str | None]:
     """The judge's letter for each gold item (in the gold's own option order), None on failure."""
     if engine.provider.chat:
         from .filters.label import LabelVerdict, label_requests, shuffled
@@ -155,7 +162,7 @@ def predict(engine: Engine, spec: ThreatModel, gold: list[GoldItem]) -> list[str
         out: list[str | None] = []
         cands = [_candidate(spec, g) for g in gold]
         reqs = [label_requests(spec, c, 1)[0] for c in cands]
-        answers = engine.structured("calibration", reqs)
+        answers = engine.structured(stage, reqs, progress)
         for g, c, a in zip(gold, cands, answers, strict=True):
             if a.error or a.data is None:
                 out.append(None)
@@ -175,7 +182,7 @@ def predict(engine: Engine, spec: ThreatModel, gold: list[GoldItem]) -> list[str
         )
         for g in gold
     ]
-    probs = engine.classify("calibration", requests)
+    probs = engine.classify(stage, requests, progress)
     return [LETTERS[int(np.argmax(p))] for p in probs]
 
 

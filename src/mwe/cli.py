@@ -48,6 +48,9 @@ def build(
     n: Annotated[int | None, typer.Option("--n", help="items to keep (default: the spec's defaults.n)")] = None,
     model: Annotated[str, typer.Option(help="generation model: local, fake, provider/model")] = "local",
     judge_model: Annotated[str | None, typer.Option(help="judge model (default: --model)")] = None,
+    second_judge_model: Annotated[
+        str | None, typer.Option(help="a second model that labels every judged item; agreement is recorded")
+    ] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="root of the published datasets")] = Path("generated"),
     seed: Annotated[int, typer.Option(help="run seed: same seed, spec and models give the same requests")] = 0,
     force: Annotated[bool, typer.Option(help="rebuild specs that are up to date")] = False,
@@ -107,6 +110,7 @@ def build(
         max_cost=max_cost,
         batch=batch,
         formats=formats or None,
+        second_judge_model=second_judge_model,
     )
     if dry_run:
         for _, _, _, spec in specs:

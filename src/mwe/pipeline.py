@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import __version__
-from .balance import assign_order, balance_length_cue, position_balance
+from .balance import assign_order, balance_length_cue, length_cue_tolerance, matching_longer, position_balance
 from .cache import Cache
 from .card import render_card
 from .costs import CostGuard, price_for
@@ -25,6 +25,7 @@ from .engine import Engine
 from .errors import UsageError
 from .filters import apply_rules, dedup, judge, label_check
 from .filters.judge import judge_method
+from .filters.label import second_opinion
 from .generators import get_generator
 from .items import Candidate, Dataset, Item, Rejection
 from .progress import QuietReporter, Reporter
@@ -58,6 +59,8 @@ class BuildOptions:
     """Use the providers' batch APIs (half price, answers within 24 h)."""
     formats: list[str] | None = None
     """Build only these of the spec's formats (default: all of them, n split equally)."""
+    second_judge_model: str | None = None
+    """A second model that labels every judged item; its agreement with the key is recorded."""
 
     def resolved_n(self, spec: ThreatModel) -> int:
         n = self.n if self.n is not None else spec.defaults.n
@@ -80,21 +83,27 @@ def build_key(spec: ThreatModel, opts: BuildOptions) -> str:
         "temperature": opts.temperature,
         "judge_threshold": opts.judge_threshold,
         "formats": opts.formats,
+        "second_judge_model": opts.second_judge_model,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
+def _other(opts: BuildOptions, model: str) -> Provider:
+    """A provider for another model of the build: the URL and key settings go along only when it
+    is the same kind of provider as --model; the rate limits always do."""
+    settings = opts.settings or ProviderSettings()
+    same_kind = model.split("/", 1)[0] == opts.model.split("/", 1)[0]
+    return get_provider(
+        model, settings if same_kind else ProviderSettings(rpm=settings.rpm, itpm=settings.itpm, otpm=settings.otpm)
+    )
+
+
 def make_providers(opts: BuildOptions) -> tuple[Provider, Provider]:
     """(generation, judge) providers; the same object when the two models are the same."""
-    settings = opts.settings or ProviderSettings()
-    gen = get_provider(opts.model, settings)
+    gen = get_provider(opts.model, opts.settings or ProviderSettings())
     if not opts.judge_model or opts.judge_model == opts.model:
         return gen, gen
-    same_kind = opts.judge_model.split("/", 1)[0] == opts.model.split("/", 1)[0]
-    judge_settings = (
-        settings if same_kind else ProviderSettings(rpm=settings.rpm, itpm=settings.itpm, otpm=settings.otpm)
-    )
-    return gen, get_provider(opts.judge_model, judge_settings)
+    return gen, _other(opts, opts.judge_model)
 
 
 def split(n: int, keys: list[str]) -> dict[str, int]:
@@ -111,7 +120,7 @@ class _Run:
         fmt: str,
         n: int,
         opts: BuildOptions,
-        engines: tuple[Engine, Engine],
+        engines: tuple[Engine, Engine, Engine | None],
         budget: int,
         reporter: Reporter,
     ) -> None:
@@ -119,7 +128,8 @@ class _Run:
         self.opts = opts
         self.n = n
         self.quotas = spec.quotas(n)
-        self.gen_engine, self.judge_engine = engines
+        self.gen_engine, self.judge_engine, self.second_engine = engines
+        self.second_votes: list[tuple[str, str | None]] = []
         self.generator = get_generator(fmt)(spec, opts.seed, chat=self.gen_engine.provider.chat)
         self.fixed = self.generator.layout == "fixed"
         self.temperature = opts.temperature if opts.temperature is not None else spec.defaults.temperature
@@ -138,6 +148,7 @@ class _Run:
         self.attempts = 0
         self.rounds = 0
         self.length_cue_met = True
+        self.topups = 0
         self.timings: dict[str, float] = dict.fromkeys(("generation", "label", "judge", "dedup"), 0.0)
 
     def side_quotas(self, facet: str) -> tuple[int, int]:
@@ -241,6 +252,11 @@ class _Run:
                 fresh, bad = label_check(self.judge_engine, self.spec, fresh, tick)
             self.timings["label"] += time.monotonic() - t0
             self.rejected += bad
+        if self.second_engine is not None and fresh:
+            t0 = time.monotonic()
+            with self.reporter.stage(f"{self.tag}round {self.rounds}: second judge", len(fresh)) as tick:
+                self.second_votes += second_opinion(self.second_engine, self.spec, fresh, tick)
+            self.timings["label"] += time.monotonic() - t0
         t0 = time.monotonic()
         self.pool, bad = dedup(self.pool + fresh, self.spec.dedup.threshold, self.anchors)
         self.timings["dedup"] += time.monotonic() - t0
@@ -260,15 +276,44 @@ class _Run:
         ids = {c.id for c in chosen}
         return [c for c in ranked if c.id in ids], [c for c in ranked if c.id not in ids]
 
-    def trim(self) -> None:
-        """Overshoot is normal (we over-ask): keep the best of each facet, then swap within facets
-        so the matching option is not systematically the longer one; record everything dropped."""
+    def _split(self) -> tuple[dict[str, list[Candidate]], dict[str, list[Candidate]]]:
+        """The pool per facet as (kept, spare), best first."""
         kept: dict[str, list[Candidate]] = {}
         spare: dict[str, list[Candidate]] = {}
         for facet in self.quotas:
             group = [c for c in self.pool if c.facet == facet]
             ranked = sorted(group, key=lambda c: -float(c.scores.get("quality", 0)))
             kept[facet], spare[facet] = self._select(facet, ranked)
+        return kept, spare
+
+    def length_cue_gap(self) -> int:
+        """Swaps still missing after balancing the length cue with the spare items at hand (0 when
+        the target is met): how many more items of the other kind the pool needs."""
+        kept, spare = self._split()
+        chosen, _, met = balance_length_cue(kept, spare)
+        if met:
+            return 0
+        written = [c for c in chosen if c.layout == "shuffled"]
+        excess = abs(sum(matching_longer(c) for c in written) - len(written) / 2)
+        return max(1, math.ceil(excess - length_cue_tolerance(len(written))))
+
+    def plan_topup(self, gap: int) -> dict[str, list[int]]:
+        """More samples across the facets, so about `gap` of them (half of what is written) can
+        stand in for items that carry the length cue. Within the same attempt budget."""
+        per = self.generator.items_per_request
+        total = min(self.budget - self.attempts, max(1, math.ceil(2 * gap / per / max(self.keep_rate(), 0.25))))
+        asks: dict[str, list[int]] = {}
+        facets = list(self.quotas)
+        for j in range(total):
+            facet = facets[j % len(facets)]
+            asks.setdefault(facet, []).append(self.next_index[(facet, 0)])
+            self.next_index[(facet, 0)] += 1
+        return asks
+
+    def trim(self) -> None:
+        """Overshoot is normal (we over-ask): keep the best of each facet, then swap within facets
+        so the matching option is not systematically the longer one; record everything dropped."""
+        kept, spare = self._split()
         chosen, swapped, self.length_cue_met = balance_length_cue(kept, spare)
         chosen_ids = {c.id for c in chosen}
         for c in swapped:
@@ -291,8 +336,18 @@ class _Run:
         self.pool = sorted(chosen, key=lambda c: (list(self.quotas).index(c.facet), order[c.id]))
 
     def run(self) -> tuple[list[Item], dict[str, int]]:
-        while self.deficits() and self.attempts < self.budget:
-            self.round(self.plan())
+        """Fill the quotas; then, while the spare items cannot balance the length cue and budget
+        is left, write more (at most three top-up rounds) rather than publish the cue."""
+        while True:
+            while self.deficits() and self.attempts < self.budget:
+                self.round(self.plan())
+            if self.deficits() or self.attempts >= self.budget or self.topups == 3:
+                break
+            gap = self.length_cue_gap() if self.generator.layout == "shuffled" else 0
+            if gap == 0:
+                break
+            self.topups += 1
+            self.round(self.plan_topup(gap))
         self.trim()
         return assign_order(self.pool, self.opts.seed), self.shortfall()
 
@@ -329,7 +384,26 @@ def _by_format(run: _Run, items: list[Item]) -> dict[str, Any]:
         "shortfall": run.shortfall(),
         "generation_requests": run.attempts,
         "max_attempts": run.budget,
+        "length_cue_topup_rounds": run.topups,
         "balance": position_balance(mine),
+    }
+
+
+def _agreement(second: Provider, votes: list[tuple[str, str | None]]) -> dict[str, Any]:
+    """How often the second judge named the keyed option, over the items it saw (after the
+    rubric and label judges), with Cohen's κ over the option letters it answered."""
+    from .calibration import cohen_kappa
+
+    answered = [(k, v) for k, v in votes if v is not None]
+    agree = sum(k == v for k, v in answered)
+    return {
+        "model": second.label,
+        "items": len(votes),
+        "answered": len(answered),
+        "agree": agree,
+        "share_agree": round(agree / len(answered), 4) if answered else None,
+        "kappa": round(cohen_kappa([k for k, _ in answered], [v for _, v in answered]), 4) if answered else None,
+        "note": "recorded, not enforced: items the second judge disagrees with are kept",
     }
 
 
@@ -387,7 +461,8 @@ def build(
     started = time.monotonic()
     gen, jud = providers if providers is not None else make_providers(opts)
     check_calibration(spec, jud.label, store)
-    for p in {id(gen): gen, id(jud): jud}.values():
+    second = _other(opts, opts.second_judge_model) if opts.second_judge_model else None
+    for p in {id(x): x for x in (gen, jud, second) if x is not None}.values():
         p.check_ready()  # a missing key or extra fails here, before any request
     if gen.is_fake or jud.is_fake:
         reporter.warn("the fake provider writes templated text for tests and demos: this dataset is FAKE")
@@ -404,11 +479,13 @@ def build(
         use = cache if opts.use_cache else None
         gen_engine = Engine(gen, use, guard=guard, batch=opts.batch)
         judge_engine = gen_engine if jud is gen else Engine(jud, use, guard=guard, batch=opts.batch)
+        second_engine = Engine(second, use, guard=guard, batch=opts.batch) if second is not None else None
         for fmt in formats:
             if per_format[fmt] == 0:
                 continue
             budget = budgets.get(fmt, max(20, 5 * per_format[fmt]))
-            run = _Run(spec, fmt, per_format[fmt], opts, (gen_engine, judge_engine), budget, reporter)
+            engines = (gen_engine, judge_engine, second_engine)
+            run = _Run(spec, fmt, per_format[fmt], opts, engines, budget, reporter)
             got, _ = run.run()
             runs.append(run)
             items += got
@@ -416,6 +493,8 @@ def build(
         gen.close()
         if jud is not gen:
             jud.close()
+        if second is not None:
+            second.close()
         if own_cache and cache is not None:
             cache.close()  # the connection we opened; a caller's cache stays theirs to close
     quotas = Counter[str]()
@@ -436,7 +515,7 @@ def build(
         )
     funnel, per_facet = _funnel(runs, items)
     wall = time.monotonic() - started
-    usage = {**gen_engine.ledger(), **judge_engine.ledger()}
+    usage = {**gen_engine.ledger(), **judge_engine.ledger(), **(second_engine.ledger() if second_engine else {})}
     first = runs[0]
     timings = {k: sum(r.timings[k] for r in runs) for k in first.timings}
 
@@ -465,7 +544,11 @@ def build(
                 "formats": [r.generator.name for r in runs],
                 "by_format": {r.generator.name: _by_format(r, items) for r in runs},
             },
-            "judge": {"method": judge_method(judge_engine), "threshold": first.threshold},
+            "judge": {
+                "method": judge_method(judge_engine),
+                "threshold": first.threshold,
+                "second": _agreement(second, [v for r in runs for v in r.second_votes]) if second else None,
+            },
             "dedup": {"embedder": spec.dedup.embedder, "threshold": spec.dedup.threshold},
             "spec_path": spec_path,
             "spec_hash": spec.content_hash(),

@@ -17,7 +17,7 @@ definition: >-
   Describe the behaviour in one or two sentences: what the AI system does when it shows it.
 matching: chooses the option that shows the behaviour
 not_matching: chooses the option that does not show it
-formats: [mcq]               # item formats to generate
+formats: [mcq]               # item formats: mcq, persona, sycophancy, open_ended, alignment_faking
 facets:                      # sub-behaviours; quota is a relative weight (normalised over facets)
   - name: first facet
     description: what items of this facet are about

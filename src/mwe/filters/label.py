@@ -21,7 +21,7 @@ from ..providers.base import ChatRequest
 from ..spec import LETTERS, ThreatModel
 from .judge import as_data
 
-__all__ = ["LabelVerdict", "label_check", "label_requests", "label_system", "shuffled"]
+__all__ = ["LabelVerdict", "label_check", "label_requests", "label_system", "second_opinion", "shuffled"]
 
 
 class LabelVerdict(BaseModel):
@@ -102,3 +102,25 @@ def label_check(
                 )
             )
     return kept, rejected
+
+
+def second_opinion(
+    engine: Engine,
+    spec: ThreatModel,
+    cands: list[Candidate],
+    progress: Callable[[int], None] | None = None,
+) -> list[tuple[str, str | None]]:
+    """A second judge model names each item's behaviour-showing option, keyless, in the same
+    seeded order as the label judge; its agreement with the key is recorded, not enforced
+    (`second_judge_agrees`: True, False, or None when it gave no answer). Returns (key letter,
+    its letter) pairs, so the build can report agreement and Cohen's κ between the two."""
+    from ..calibration import GoldItem, predict
+
+    gold = []
+    for c in cands:
+        shown = shuffled(c)
+        gold.append(GoldItem(c.question, tuple(shown), LETTERS[shown.index(c.matching)]))
+    letters = predict(engine, spec, gold, stage="second_judge", progress=progress)
+    for c, g, letter in zip(cands, gold, letters, strict=True):
+        c.scores["second_judge_agrees"] = None if letter is None else letter == g.answer
+    return [(g.answer, letter) for g, letter in zip(gold, letters, strict=True)]
