@@ -8,6 +8,7 @@ re-run pays for nothing already received. Identical requests in one call are sen
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -49,6 +50,7 @@ class Engine:
         self.batch = batch and provider.supports_batch
         self.poll_s = poll_s if poll_s is not None else float(os.environ.get("MWE_BATCH_POLL_S", "30"))
         self.usage: dict[str, StageUsage] = {}
+        self._keys: dict[str, set[str]] = {}
         self._reserved: dict[str, float] = {}
         if hasattr(provider, "before_send"):
             provider.before_send = self._before_send
@@ -78,6 +80,7 @@ class Engine:
         usage = self.usage.setdefault(stage, StageUsage())
         usage.requests += len(requests)
         keys = [self._key(r) for r in requests]
+        self._keys.setdefault(stage, set()).update(keys)
         results: list[T | None] = [None] * len(requests)
         pending: dict[str, list[int]] = {}
         hits = 0
@@ -221,6 +224,14 @@ class Engine:
             lambda p: True,
             progress,
         )
+
+    def prompts_hash(self) -> dict[str, str]:
+        """Per stage, one SHA-256 over the sorted cache keys of every request asked (a key hashes
+        provider, model, prompt, parameters, schema and sample), so two builds with equal hashes
+        asked exactly the same things, whatever order the answers came in."""
+        return {
+            stage: hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest() for stage, keys in self._keys.items()
+        }
 
     def ledger(self) -> dict[str, dict[str, Any]]:
         return {stage: u.to_json() for stage, u in self.usage.items()}

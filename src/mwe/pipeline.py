@@ -515,7 +515,9 @@ def build(
         )
     funnel, per_facet = _funnel(runs, items)
     wall = time.monotonic() - started
-    usage = {**gen_engine.ledger(), **judge_engine.ledger(), **(second_engine.ledger() if second_engine else {})}
+    all_engines = [gen_engine, judge_engine, *([second_engine] if second_engine else [])]
+    usage = {k: v for e in all_engines for k, v in e.ledger().items()}
+    prompts_hash = {k: v for e in all_engines for k, v in e.prompts_hash().items()}
     first = runs[0]
     timings = {k: sum(r.timings[k] for r in runs) for k in first.timings}
 
@@ -552,6 +554,7 @@ def build(
             "dedup": {"embedder": spec.dedup.embedder, "threshold": spec.dedup.threshold},
             "spec_path": spec_path,
             "spec_hash": spec.content_hash(),
+            "prompts_hash": prompts_hash,
             "spec": spec.model_dump(mode="json"),
             "counts": counts,
             "quotas": dict(quotas),

@@ -69,7 +69,18 @@ def dedup(
             continue
         seen_exact[exact] = i
         kept_idx.append(i)
-    return [cands[i] for i in sorted(kept_idx)], rejected
+    removed: dict[str, list[str]] = {}
+    for r in rejected:
+        if "duplicate_of" in r.scores:
+            removed.setdefault(r.scores["duplicate_of"], []).append(str(r.id))
+    kept = [cands[i] for i in sorted(kept_idx)]
+    for c in kept:  # the decision travels with the item (lineage is rebuilt: dicts may be shared)
+        before = c.lineage.get("dedup", {}).get("removed", [])
+        c.lineage = {
+            **c.lineage,
+            "dedup": {"kept": True, "threshold": threshold, "removed": before + removed.get(c.id, [])},
+        }
+    return kept, rejected
 
 
 def _reject(c: Candidate, kept: Candidate, sim: float, kind: str) -> Rejection:
