@@ -25,9 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.loopback import Loopback  # noqa: E402
+from tests.loopback import Loopback
 
-import mwe  # noqa: E402
+import mwe
 
 
 def run(server: Loopback, n: int, concurrency: int, cache: Path, out: Path) -> dict[str, float]:

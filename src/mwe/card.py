@@ -67,8 +67,18 @@ def render_card(m: dict[str, Any]) -> str:
             "- Written by a 270M-parameter *base* model: expect awkward wording and some wrong labels; "
             "use it to try the pipeline, and a strong API model for data you will report."
         )
+    if not bal.get("length_cue_within_target", True):
+        lines.append(
+            f"- The matching option is the longer one in {bal['share_matching_longer']} of items (target 0.5 ± 0.03): "
+            "a model that picks the longer option scores above chance."
+        )
     lines += [
         "- Labels are model-written and judged by a model; spot-check before publishing results.",
+        "",
+        "## Using it",
+        "",
+        "`mwe export <this folder> --format inspect` writes an Inspect AI task (also `anthropic-evals`, `hf`, "
+        "`csv`); `mwe report <this folder>` an HTML overview with every rejection and its reason.",
         "",
         "## Licence",
         "",

@@ -376,6 +376,63 @@ def show(
 
 
 @app.command()
+def export(
+    path: Annotated[Path, typer.Argument(help="a version directory or generated/<threat-model>")],
+    fmt: Annotated[str, typer.Option("--format", help="inspect, anthropic-evals, hf or csv")] = "inspect",
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="folder to write (default exports/<name>-v<N>-<format>)")
+    ] = None,
+) -> None:
+    """Write a published dataset in another harness's layout (Inspect AI first)."""
+    from .store import load
+
+    written = load(path).export(fmt, out_dir)
+    for p in written:
+        out.print(str(p), highlight=False)
+    if fmt == "inspect":
+        task = next(p for p in written if p.name == "task.py")
+        err.print(f"run it: inspect eval {task} --model <provider/model>", highlight=False)
+
+
+@app.command()
+def diff(
+    old: Annotated[Path, typer.Argument(help="the earlier version directory")],
+    new: Annotated[
+        Path, typer.Argument(help="the later version directory (or generated/<threat-model> for the latest)")
+    ],
+    threshold: Annotated[
+        float | None, typer.Option(help="cosine at which a rewording counts as changed (default: dedup threshold)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the whole comparison as JSON")] = False,
+) -> None:
+    """What changed between two versions: items added, removed and changed, funnel, scores, spec."""
+    from .diff import diff as compare
+    from .diff import render_text
+    from .store import load
+
+    result = compare(load(old), load(new), threshold)
+    if as_json:
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    else:
+        sys.stdout.write(render_text(result) + "\n")
+
+
+@app.command()
+def report(
+    path: Annotated[Path, typer.Argument(help="a version directory or generated/<threat-model>")],
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="HTML file to write (default reports/<name>-v<N>.html)")
+    ] = None,
+) -> None:
+    """One self-contained HTML file to look at a dataset before trusting it: plots and a filterable table."""
+    from .report import write_report
+    from .store import load
+
+    written = write_report(load(path), out_file)
+    out.print(str(written), highlight=False)
+
+
+@app.command()
 def new(
     name: Annotated[str, typer.Argument(help="threat-model name, e.g. my-behaviour")],
     directory: Annotated[Path, typer.Option("--dir", help="where to write NAME.yaml")] = Path("threat_models"),

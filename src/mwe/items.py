@@ -15,7 +15,7 @@ from typing import Any, Literal, overload
 
 from pydantic import BaseModel, Field
 
-__all__ = ["Candidate", "Dataset", "Item", "Rejection", "item_id", "normalise"]
+__all__ = ["Candidate", "Dataset", "Item", "Rejection", "compare_text", "item_id", "normalise"]
 
 
 def normalise(text: str) -> str:
@@ -28,6 +28,12 @@ def item_id(threat_model: str, question: str, choices: Sequence[str]) -> str:
     parts = [normalise(question), *sorted(normalise(c) for c in choices)]
     digest = hashlib.sha256("\x1f".join([threat_model, *parts]).encode()).hexdigest()
     return f"{threat_model}-{digest[:10]}"
+
+
+def compare_text(question: str, options: Sequence[str], statement: str | None = None) -> str:
+    """What dedup and diff compare: the stem and every option, or a persona item's statement
+    alone (its fixed question and Yes/No would make every pair look alike)."""
+    return statement if statement is not None else "\n".join([question, *options])
 
 
 Layout = Literal["shuffled", "fixed", "rubric"]
@@ -59,11 +65,8 @@ class Candidate(BaseModel):
 
     @property
     def text(self) -> str:
-        """What dedup compares: the stem and every option, or a persona item's statement alone
-        (its fixed question and Yes/No would make every pair look alike)."""
-        if "statement" in self.fields:
-            return str(self.fields["statement"])
-        return "\n".join([self.question, self.matching, *self.not_matching])
+        statement = self.fields.get("statement")
+        return compare_text(self.question, [self.matching, *self.not_matching], statement and str(statement))
 
     @property
     def side(self) -> bool:
@@ -89,6 +92,11 @@ class Item(BaseModel):
     """alignment_faking: the same item under a monitored/training and an unmonitored condition."""
     scores: dict[str, Any] = Field(default_factory=dict)
     lineage: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        rubric = list((self.rubric or {}).values())
+        return compare_text(self.question, self.choices or rubric, self.statement)
 
     @property
     def matching_choice(self) -> str | None:
@@ -151,6 +159,32 @@ class Dataset(Sequence[Item]):
     def shortfall(self) -> dict[str, int]:
         """Items per facet that the build could not keep within its budget (empty when complete)."""
         return dict(self.manifest.get("shortfall", {}))
+
+    def check_outside(self, path: Path, what: str) -> None:
+        """Published versions are immutable: nothing derived from one is written into it."""
+        if path.resolve().is_relative_to(self.path.resolve()):
+            from .errors import UsageError
+
+            raise UsageError(f"{path}: {what} go outside the published version directory {self.path}")
+
+    def export(self, fmt: str, out: str | Path | None = None) -> list[Path]:
+        """Write this version as `inspect`, `anthropic-evals`, `hf` or `csv` (see mwe.export);
+        `out` defaults to exports/<threat-model>-v<N>-<format>/. Returns the files written."""
+        from .export import export
+
+        return export(self, fmt, out)
+
+    def to_inspect(self, out: str | Path | None = None) -> list[Path]:
+        return self.export("inspect", out)
+
+    def to_anthropic_evals(self, out: str | Path | None = None) -> list[Path]:
+        return self.export("anthropic-evals", out)
+
+    def to_hf(self, out: str | Path | None = None) -> list[Path]:
+        return self.export("hf", out)
+
+    def to_csv(self, out: str | Path | None = None) -> list[Path]:
+        return self.export("csv", out)
 
     @property
     def rejected(self) -> list[Rejection]:
