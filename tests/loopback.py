@@ -89,6 +89,8 @@ class Loopback:
         """Monotonic times of model requests answered 200 (for throughput figures)."""
         self.output_tokens = 0
         self.log: list[dict[str, Any]] = []
+        self.answered: list[str] = []
+        """Hashes of the request bodies in the order their answers were sent."""
         self.headers_seen: list[dict[str, str]] = []
         self._lock = threading.Lock()
         self._cached_prefixes: set[str] = set()
@@ -239,6 +241,7 @@ class Loopback:
         answer = self._answer(route, body, fault)
         with self._lock:
             self.accepted.append(time.monotonic())
+            self.answered.append(hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest())
         self._json(h, 200, answer, headers)
 
     def _fault(self, h: BaseHTTPRequestHandler, fault: str, route: str, body: dict[str, Any]) -> bool:

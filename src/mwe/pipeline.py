@@ -455,9 +455,22 @@ def build(
     providers: tuple[Provider, Provider] | None = None,
 ) -> Dataset:
     """Build and publish one new version. `providers` injects (generation, judge) providers for tests."""
+    store.check_writable()
+    with store.run_lock(spec.name):
+        return _build(spec, opts, store, spec_path, reporter, cache, providers)
+
+
+def _build(
+    spec: ThreatModel,
+    opts: BuildOptions,
+    store: Store,
+    spec_path: str | None,
+    reporter: Reporter | None,
+    cache: Cache | None,
+    providers: tuple[Provider, Provider] | None,
+) -> Dataset:
     reporter = reporter or QuietReporter()
     n = opts.resolved_n(spec)
-    store.check_writable()
     started = time.monotonic()
     gen, jud = providers if providers is not None else make_providers(opts)
     check_calibration(spec, jud.label, store)

@@ -95,6 +95,32 @@ class Store:
         return self.root / threat_model / f"v{versions[-1]}" if versions else None
 
     @contextlib.contextmanager
+    def run_lock(self, threat_model: str) -> Iterator[None]:
+        """One build of a threat model into this directory at a time. flock, not a pid file: the
+        kernel drops it when the holder dies, so a killed build never leaves a stale lock."""
+        tm_dir = self.root / threat_model
+        tm_dir.mkdir(parents=True, exist_ok=True)
+        path = tm_dir / ".build.lock"
+        with path.open("a+") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.seek(0)
+                holder = lock.read().strip() or "unknown"
+                raise StoreError(
+                    f"another build of {threat_model} into {self.root} is running (pid {holder}); "
+                    "wait for it to finish, or build into another --out"
+                ) from None
+            lock.seek(0)
+            lock.truncate()
+            lock.write(str(os.getpid()))
+            lock.flush()
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
     def _locked(self, tm_dir: Path) -> Iterator[None]:
         tm_dir.mkdir(parents=True, exist_ok=True)
         with (tm_dir / ".lock").open("w") as lock:
@@ -133,6 +159,12 @@ class Store:
                     f.chmod(0o444)
                 final = tm_dir / f"v{version}"
                 os.rename(tmp, final)
+            except OSError as exc:  # disk full, permissions, a vanished directory
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise StoreError(
+                    f"cannot publish {threat_model} v{version} in {tm_dir}: {exc.strerror or exc}; nothing was "
+                    "published and earlier versions are untouched; every answer is cached, so a re-run resumes"
+                ) from None
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
