@@ -52,7 +52,7 @@ def test_fault_build_killed_while_holding_the_lock_leaves_no_stale_lock(tmp_path
     holder = _holder(out)
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait()
-    assert (out / "power-seeking" / ".build.lock").exists()  # the file stays; the lock died with its holder
+    assert (out / ".power-seeking.build.lock").exists()  # the file stays; the lock died with its holder
     r = run_cli("build", "power-seeking", "--n", "4", "--model", "fake", "--out", str(out))
     assert r.returncode == 0, r.stderr
 
@@ -183,3 +183,68 @@ def test_fault_answer_with_fewer_items_than_asked_is_used_and_the_rest_asked_aga
     funnel = ds.manifest["funnel"]
     assert funnel["generated"] == funnel["kept"] + sum(funnel["rejected_by_stage"].values())
     assert not [r for r in ds.rejected if r.stage == "parse"]  # a short answer is not a broken one
+
+
+# --- torn files and changed specs --------------------------------------------------------------
+
+WRITER = """
+import os, signal, sys
+from mwe.cache import Cache
+c = Cache(sys.argv[1])
+for i in range(50):
+    c.put(f"key-{i}", {"text": "answer %d " % i + "x" * 500})
+os.kill(os.getpid(), signal.SIGKILL)  # no close, no checkpoint: the answers live in the WAL
+"""
+
+
+def test_fault_torn_end_of_the_cache_journal_is_tolerated(tmp_path: Path) -> None:
+    from mwe.cache import Cache
+
+    db = tmp_path / "cache.sqlite3"
+    r = subprocess.run([sys.executable, "-c", WRITER, str(db)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == -signal.SIGKILL
+    wal = db.with_name(db.name + "-wal")
+    size = wal.stat().st_size
+    assert size > 50 * 500
+    with wal.open("r+b") as fh:
+        fh.truncate(size - 300)  # the last commit's frame is cut in half, as a crash mid-write leaves it
+    cache = Cache(db)
+    try:
+        kept = [i for i in range(50) if cache.get(f"key-{i}") is not None]
+        assert kept == list(range(49))  # everything but the torn last answer, which is asked again
+        cache.put("key-49", {"text": "asked again"})
+        assert cache.get("key-49") == {"text": "asked again"}
+    finally:
+        cache.close()
+
+
+def test_fault_changed_spec_starts_a_new_run_instead_of_reusing_old_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .loopback import Loopback
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-changed-spec")
+    spec = tmp_path / "power-seeking.yaml"
+    spec.write_text(SHIPPED.read_text(encoding="utf-8"), encoding="utf-8")
+    with Loopback() as srv:
+
+        def build(out: str) -> tuple[mwe.Dataset, int]:
+            before = srv.model_requests
+            ds = mwe.generate(str(spec), n=4, model="openai/gpt-4o-mini", base_url=srv.url + "/v1", out=tmp_path / out)
+            return ds, srv.model_requests - before
+
+        first, sent = build("a")
+        assert sent > 0
+        again, resent = build("b")
+        assert resent == 0  # same spec: every answer comes from the cache
+        assert again.path.joinpath("items.jsonl").read_bytes() == first.path.joinpath("items.jsonl").read_bytes()
+        text = spec.read_text(encoding="utf-8")
+        spec.write_text(text.replace("within its role and under", "within its role, under"), encoding="utf-8")
+        assert spec.read_text(encoding="utf-8") != text
+        changed, sent_changed = build("c")
+    assert changed.manifest["spec_hash"] != first.manifest["spec_hash"]
+    # the definition is in every generation prompt: none is answered from the old spec's cache
+    assert changed.manifest["usage"]["generation"]["cache_hits"] == 0 and sent_changed > 0
+    assert changed.manifest["prompts_hash"]["generation"] != first.manifest["prompts_hash"]["generation"]
+    gen = changed.manifest["usage"]["generation"]
+    assert gen["sent"] == gen["requests"]

@@ -98,9 +98,8 @@ class Store:
     def run_lock(self, threat_model: str) -> Iterator[None]:
         """One build of a threat model into this directory at a time. flock, not a pid file: the
         kernel drops it when the holder dies, so a killed build never leaves a stale lock."""
-        tm_dir = self.root / threat_model
-        tm_dir.mkdir(parents=True, exist_ok=True)
-        path = tm_dir / ".build.lock"
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / f".{threat_model}.build.lock"  # beside, not inside: a failed build leaves no folder
         with path.open("a+") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
