@@ -251,7 +251,9 @@ def test_rebuild_from_cache_makes_no_request_and_gives_the_same_items(server: Lo
     assert b.manifest["cost"]["total_usd"] == 0 and b.manifest["cost"]["saved_by_cache_usd"] > 0
 
 
-def test_killed_build_resumes_without_repeating_an_answered_request(server: Loopback, tmp_path: Path) -> None:
+def test_fault_sigkill_mid_build_resumes_without_repeating_an_answered_request(
+    server: Loopback, tmp_path: Path
+) -> None:
     """The build is killed (SIGKILL) in a subprocess once a few answers are cached; the re-run
     sends exactly the requests that were not answered and publishes the same items as a clean run."""
     import signal
@@ -406,7 +408,7 @@ def test_batch_mode_uses_the_batch_api_at_half_price(
     assert [i.question for i in ds] == [i.question for i in live]
 
 
-def test_killed_batch_run_resumes_polling_instead_of_resubmitting(
+def test_fault_sigkill_during_a_batch_resumes_polling_instead_of_resubmitting(
     server: Loopback, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mwe.providers.openai import OpenAIProvider
@@ -466,7 +468,7 @@ def test_server_rate_limit_is_absorbed_by_retries_and_the_limiter(server: Loopba
 # --- secrets --------------------------------------------------------------------------------
 
 
-def test_canary_key_never_reaches_logs_manifest_cache_items_or_errors(
+def test_canary_key_never_reaches_logs_manifest_cache_items_reports_exports_or_errors(
     server: Loopback, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
     caplog.set_level(logging.DEBUG)
@@ -478,6 +480,11 @@ def test_canary_key_never_reaches_logs_manifest_cache_items_or_errors(
     texts = [caplog.text, str(err.value), *capsys.readouterr()]
     texts += [p.read_text(errors="replace") for p in ds.path.iterdir()]
     texts.append(default_cache_path().read_bytes().decode("latin-1"))
+    from mwe.report import render
+
+    texts.append(render(ds))
+    for fmt in ("inspect", "hf", "csv", "anthropic-evals"):
+        texts += [p.read_text(errors="replace") for p in ds.export(fmt, f"exports/{fmt}")]
     for canary in (CANARY_OPENAI, CANARY_ANTHROPIC):
         assert canary in os.environ.values()
         assert all(canary not in t for t in texts)

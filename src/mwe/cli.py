@@ -470,6 +470,8 @@ def main() -> None:
     try:
         # Without standalone mode click returns typer.Exit's code instead of exiting.
         code = app(standalone_mode=False)
+        if code == 130:  # typer turns Ctrl-C into this code itself, before our handler sees it
+            raise KeyboardInterrupt
         sys.exit(code if isinstance(code, int) else 0)
     except MweError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
