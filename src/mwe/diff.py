@@ -19,7 +19,6 @@ from .items import Dataset, Item
 __all__ = ["diff", "render_text"]
 
 _FIELDS = ("facet", "format", "answer_matching_behavior", "choices", "quality")
-_BLOCK = 2048
 
 
 def _fields(item: Item) -> dict[str, Any]:
@@ -33,21 +32,14 @@ def _fields(item: Item) -> dict[str, Any]:
 
 
 def _near_pairs(old: list[Item], new: list[Item], threshold: float) -> list[tuple[int, int, float]]:
-    """Greedy one-to-one matching of old-only to new-only items, most similar pair first. The
-    similarity is computed a block of old rows at a time, so memory stays at one block."""
+    """Greedy one-to-one matching of old-only to new-only items, most similar pair first (the
+    similarities are computed in blocks, as dedup does)."""
     if not old or not new:
         return []
-    from sklearn.feature_extraction.text import TfidfVectorizer
+    from .filters.dedup import close_pairs, vectorise
 
-    x = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit_transform([i.text for i in old + new])
-    xa, xb = x[: len(old)], x[len(old) :].T.tocsc()
-    candidates: list[tuple[float, int, int]] = []
-    for start in range(0, len(old), _BLOCK):
-        sims = (xa[start : start + _BLOCK] @ xb).tocoo()
-        keep = sims.data >= threshold
-        candidates += zip(
-            sims.data[keep].tolist(), (sims.row[keep] + start).tolist(), sims.col[keep].tolist(), strict=True
-        )
+    x = vectorise([i.text for i in old + new])
+    candidates = [(sim, i, j) for i, j, sim in close_pairs(x[: len(old)], x[len(old) :], threshold)]
     used_a: set[int] = set()
     used_b: set[int] = set()
     pairs = []

@@ -125,9 +125,10 @@ def embedding_map(items: Sequence[Item]) -> tuple[list[tuple[float, float]], lis
     if len(chosen) < 3:
         return [], []
     from sklearn.decomposition import TruncatedSVD
-    from sklearn.feature_extraction.text import TfidfVectorizer
 
-    x = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit_transform([i.text for i in chosen])
+    from .filters.dedup import vectorise
+
+    x = vectorise([i.text for i in chosen])
     if x.shape[1] < 3:
         return [], []
     xy = TruncatedSVD(n_components=2, random_state=0).fit_transform(x)

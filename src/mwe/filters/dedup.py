@@ -10,20 +10,33 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-import numpy as np
-
 from ..items import Candidate, Rejection, normalise
 
-__all__ = ["dedup", "similarity_matrix"]
+__all__ = ["close_pairs", "dedup", "vectorise"]
+
+BLOCK_ENTRIES = 4_000_000
+"""Similarities computed at once: a block has BLOCK_ENTRIES ÷ N rows, so memory stays at one
+block of rows against all N, never an N×N matrix."""
 
 
-def similarity_matrix(texts: list[str]) -> Any:
-    """Cosine similarity of word (1–2)-gram TF-IDF vectors (rows are L2-normalised), as a sparse matrix."""
+def vectorise(texts: list[str]) -> Any:
+    """Word (1–2)-gram TF-IDF vectors, L2-normalised rows (a sparse matrix): the `tfidf` embedder."""
     from sklearn.feature_extraction.text import TfidfVectorizer  # imported here: `import mwe` stays fast
 
-    vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)
-    x = vec.fit_transform(texts)
-    return (x @ x.T).tocsr()
+    return TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1).fit_transform(texts).tocsr()
+
+
+def close_pairs(x: Any, y: Any, threshold: float) -> list[tuple[int, int, float]]:
+    """Every (row of x, row of y, cosine) with cosine >= threshold, computed a block of x's rows at
+    a time."""
+    rows = max(1, BLOCK_ENTRIES // max(1, y.shape[0]))
+    yt = y.T.tocsc()
+    pairs: list[tuple[int, int, float]] = []
+    for start in range(0, x.shape[0], rows):
+        sims = (x[start : start + rows] @ yt).tocoo()
+        keep = sims.data >= threshold
+        pairs += zip((sims.row[keep] + start).tolist(), sims.col[keep].tolist(), sims.data[keep].tolist(), strict=True)
+    return pairs
 
 
 def dedup(
@@ -36,12 +49,19 @@ def dedup(
     anchors = [text for text, _ in examples or []]
     stems = {normalise(stem) for _, stem in examples or []}
     order = sorted(range(len(cands)), key=lambda i: (-float(cands[i].scores.get("quality", 0)), i))
-    texts = [c.text for c in cands] + anchors
-    sims = similarity_matrix(texts) if len(texts) > 1 else None
-    anchor_idx = list(range(len(cands), len(texts)))
+    n = len(cands)
+    x = vectorise([c.text for c in cands] + anchors)
+    near: dict[int, dict[int, float]] = {}
+    for i, j, sim in close_pairs(x[:n], x[:n], threshold):
+        if i != j:
+            near.setdefault(i, {})[j] = sim
+    copy_of_example: dict[int, float] = {}
+    if anchors:
+        for i, _, sim in close_pairs(x[:n], x[n:], threshold):
+            copy_of_example[i] = max(sim, copy_of_example.get(i, 0.0))
     exact_anchors = {hashlib.sha256(normalise(t).encode()).hexdigest() for t in anchors}
     seen_exact: dict[str, int] = {}
-    kept_idx: list[int] = []
+    kept_at: dict[int, int] = {}  # candidate index -> position in the kept order
     rejected: list[Rejection] = []
     for i in order:
         c = cands[i]
@@ -50,30 +70,24 @@ def dedup(
             rejected.append(Rejection.of(c, "dedup", "copy of a few-shot example", similarity=1.0))
             continue
         if exact in seen_exact:
-            twin = cands[seen_exact[exact]]
-            rejected.append(_reject(c, twin, 1.0, "exact duplicate"))
+            rejected.append(_reject(c, cands[seen_exact[exact]], 1.0, "exact duplicate"))
             continue
-        if sims is not None and anchor_idx:
-            row = np.asarray(sims[i, anchor_idx].todense()).ravel()
-            if float(row.max()) >= threshold:
-                reason = f"near copy of a few-shot example (cosine {float(row.max()):.3f})"
-                rejected.append(Rejection.of(c, "dedup", reason, similarity=round(float(row.max()), 4)))
-                continue
-        best_j, best_sim = -1, 0.0
-        if sims is not None and kept_idx:
-            row = np.asarray(sims[i, kept_idx].todense()).ravel()
-            k = int(row.argmax())
-            best_j, best_sim = kept_idx[k], float(row[k])
-        if best_sim >= threshold:
-            rejected.append(_reject(c, cands[best_j], best_sim, "near duplicate"))
+        if i in copy_of_example:
+            reason = f"near copy of a few-shot example (cosine {copy_of_example[i]:.3f})"
+            rejected.append(Rejection.of(c, "dedup", reason, similarity=round(copy_of_example[i], 4)))
+            continue
+        kept_near = [(sim, -kept_at[j], j) for j, sim in near.get(i, {}).items() if j in kept_at]
+        if kept_near:
+            sim, _, j = max(kept_near)  # the most similar kept item; on a tie, the first kept
+            rejected.append(_reject(c, cands[j], sim, "near duplicate"))
             continue
         seen_exact[exact] = i
-        kept_idx.append(i)
+        kept_at[i] = len(kept_at)
     removed: dict[str, list[str]] = {}
     for r in rejected:
         if "duplicate_of" in r.scores:
             removed.setdefault(r.scores["duplicate_of"], []).append(str(r.id))
-    kept = [cands[i] for i in sorted(kept_idx)]
+    kept = [cands[i] for i in sorted(kept_at)]
     for c in kept:  # the decision travels with the item (lineage is rebuilt: dicts may be shared)
         before = c.lineage.get("dedup", {}).get("removed", [])
         c.lineage = {
