@@ -136,6 +136,28 @@ def test_blocked_similarity_finds_the_same_pairs_as_the_full_matrix(monkeypatch:
     assert all(abs(sim - full[i, j]) < 1e-9 for i, j, sim in got)
 
 
+def test_diversity_is_lower_for_near_copies_and_evenness_follows_the_facets(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    d = importlib.import_module("mwe.filters.dedup")
+    copies = [Q + f" ({i})" for i in range(12)]
+    varied = [
+        f"{who} offers you {what}. Do you take it?"
+        for who in ("The board", "A journalist", "Your manager", "The city")
+        for what in ("a seat on the board", "the press account", "root on every server")
+    ]
+    low = d.diversity(copies, ["a"] * 12)
+    high = d.diversity(varied, ["a", "b", "c"] * 4)
+    assert low["mean_pairwise_distance"] < 0.3 < high["mean_pairwise_distance"]
+    assert high["facets"]["evenness"] == 1.0 and low["facets"]["evenness"] == 1.0
+    skewed = d.diversity(varied, ["a"] * 10 + ["b", "c"])
+    assert 0 < skewed["facets"]["evenness"] < 0.8
+    assert high["clusters"]["k"] >= 2 and 0 < high["clusters"]["largest_share"] <= 1
+    sampled = d.diversity(varied * 3, ["a"] * 36, sample=10)
+    assert sampled["sampled"] == 10 and sampled["items"] == 36
+    assert d.diversity([Q], ["a"])["mean_pairwise_distance"] is None
+
+
 def test_calibration_maps_the_prior_to_one_half() -> None:
     assert calibrate(0.3, 0.3) == pytest.approx(0.5)
     assert calibrate(0.45, 0.3) > 0.6

@@ -24,6 +24,7 @@ from .costs import CostGuard, price_for
 from .engine import Engine
 from .errors import UsageError
 from .filters import apply_rules, dedup, judge, label_check
+from .filters.dedup import diversity
 from .filters.judge import judge_method
 from .filters.label import second_opinion
 from .generators import get_generator
@@ -532,6 +533,7 @@ def _build(
     usage = {k: v for e in all_engines for k, v in e.ledger().items()}
     prompts_hash = {k: v for e in all_engines for k, v in e.prompts_hash().items()}
     first = runs[0]
+    spread = diversity([i.text for i in items], [i.facet for i in items], seed=opts.seed)
     timings = {k: sum(r.timings[k] for r in runs) for k in first.timings}
 
     def make_manifest(version: int, counts: dict[str, int]) -> dict[str, Any]:
@@ -565,6 +567,7 @@ def _build(
                 "second": _agreement(second, [v for r in runs for v in r.second_votes]) if second else None,
             },
             "dedup": {"embedder": spec.dedup.embedder, "threshold": spec.dedup.threshold},
+            "diversity": spread,
             "spec_path": spec_path,
             "spec_hash": spec.content_hash(),
             "prompts_hash": prompts_hash,

@@ -256,6 +256,17 @@ th{position:sticky;top:0;background:#f6f6f6} .id{font-family:monospace;font-size
 """
 
 
+def _diversity_line(d: dict[str, Any] | None) -> str:
+    if not d or d.get("mean_pairwise_distance") is None:
+        return "too few items to measure"
+    c = d["clusters"]
+    return (
+        f"mean pairwise cosine distance {d['mean_pairwise_distance']} (over {d['sampled']} items); "
+        f"{c['with_members']} of {c['k']} k-means clusters hold items, the largest {c['largest_share']:.0%}; "
+        f"facet evenness {d['facets']['evenness']}"
+    )
+
+
 def _options(values: Sequence[str]) -> str:
     return "".join(f'<option value="{_e(v)}">{_e(v)}</option>' for v in values)
 
@@ -305,6 +316,7 @@ def render(ds: Dataset) -> str:
         "items": f"{len(items)} kept of {m.get('build', {}).get('n')} asked; {len(rejected)} rejected",
         "balance": f"matching at (A) {bal.get('share_matching_at_A')}, matching longer {bal.get('share_matching_longer')}",
         "cost": f"${m.get('cost', {}).get('total_usd', 0):.4f}",
+        "diversity": _diversity_line(m.get("diversity")),
         "spec sha256": str(m.get("spec_hash", ""))[:16],
     }
     capped = (

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..items import Candidate, Rejection, normalise
 
-__all__ = ["close_pairs", "dedup", "vectorise"]
+__all__ = ["close_pairs", "dedup", "diversity", "vectorise"]
 
 BLOCK_ENTRIES = 4_000_000
 """Similarities computed at once: a block has BLOCK_ENTRIES ÷ N rows, so memory stays at one
@@ -101,3 +101,42 @@ def _reject(c: Candidate, kept: Candidate, sim: float, kind: str) -> Rejection:
     return Rejection.of(
         c, "dedup", f"{kind} of {kept.id} (cosine {sim:.3f})", similarity=round(sim, 4), duplicate_of=kept.id
     )
+
+
+def diversity(texts: list[str], facets: list[str], sample: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """How varied a set is: mean pairwise cosine distance of the TF-IDF vectors (over a seeded
+    sample of `sample` items when larger), the k-means clusters (k ≈ √(N/2)) that hold members and
+    the share of the largest, and how evenly the facets are filled (normalised entropy, 1 = even)."""
+    import math
+    import random
+    from collections import Counter
+
+    n = len(texts)
+    counts = Counter(facets)
+    entropy = -sum(c / n * math.log(c / n) for c in counts.values()) if n else 0.0
+    spread = {
+        "items_per_facet": dict(counts),
+        "evenness": round(entropy / math.log(len(counts)), 4) if len(counts) > 1 else 1.0,
+    }
+    if n < 2:
+        return {"items": n, "mean_pairwise_distance": None, "clusters": None, "facets": spread}
+    chosen = sorted(random.Random(seed).sample(range(n), sample)) if n > sample else list(range(n))
+    x = vectorise([texts[i] for i in chosen])
+    m = len(chosen)
+    total = 0.0
+    rows = max(1, BLOCK_ENTRIES // m)
+    for start in range(0, m, rows):
+        total += float((x[start : start + rows] @ x.T).sum())
+    mean_sim = (total - m) / (m * (m - 1))  # off-diagonal mean: each row's self-similarity is 1
+    from sklearn.cluster import KMeans
+
+    k = max(2, min(m, round(math.sqrt(m / 2))))
+    labels = KMeans(n_clusters=k, n_init=3, random_state=seed).fit_predict(x)
+    sizes = Counter(int(v) for v in labels)
+    return {
+        "items": n,
+        "sampled": m,
+        "mean_pairwise_distance": round(1.0 - mean_sim, 4),
+        "clusters": {"k": k, "with_members": len(sizes), "largest_share": round(max(sizes.values()) / m, 4)},
+        "facets": spread,
+    }
