@@ -27,6 +27,7 @@ def generate(
     batch: bool = False,
     formats: list[str] | None = None,
     second_judge_model: str | None = None,
+    against: list[str] | None = None,
     base_url: str | None = None,
     api_key_env: str | None = None,
     rpm: float | None = None,
@@ -67,6 +68,7 @@ def generate(
         batch=batch,
         formats=formats,
         second_judge_model=second_judge_model,
+        against=[str(p) for p in against] if against else None,
     )
     rep = reporter or (RichReporter() if progress else QuietReporter())
     return build(spec, opts, Store(out), spec_path=spec_path, reporter=rep)

@@ -80,6 +80,10 @@ def build(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="print expected requests, tokens and cost; send nothing")
     ] = False,
+    against: Annotated[
+        list[Path] | None,
+        typer.Option("--against", help="reject items that copy one in this JSONL file or version dir (repeatable)"),
+    ] = None,
 ) -> None:
     """Build a new version of each threat model's dataset under --out."""
     from .pipeline import BuildOptions, build_key, estimate
@@ -111,6 +115,7 @@ def build(
         batch=batch,
         formats=formats or None,
         second_judge_model=second_judge_model,
+        against=[str(p) for p in against] if against else None,
     )
     if dry_run:
         for _, _, _, spec in specs:

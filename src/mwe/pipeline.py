@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from . import __version__
@@ -24,6 +25,7 @@ from .costs import CostGuard, price_for
 from .engine import Engine
 from .errors import UsageError
 from .filters import apply_rules, dedup, judge, label_check
+from .filters.contamination import Guard
 from .filters.dedup import diversity
 from .filters.judge import judge_method
 from .filters.label import second_opinion
@@ -62,6 +64,8 @@ class BuildOptions:
     """Build only these of the spec's formats (default: all of them, n split equally)."""
     second_judge_model: str | None = None
     """A second model that labels every judged item; its agreement with the key is recorded."""
+    against: list[str] | None = None
+    """Reference files or version directories new items must not copy (contamination guard)."""
 
     def resolved_n(self, spec: ThreatModel) -> int:
         n = self.n if self.n is not None else spec.defaults.n
@@ -85,8 +89,14 @@ def build_key(spec: ThreatModel, opts: BuildOptions) -> str:
         "judge_threshold": opts.judge_threshold,
         "formats": opts.formats,
         "second_judge_model": opts.second_judge_model,
+        "against": [_file_hash(p) for p in opts.against or []],
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def _file_hash(path: str) -> str:
+    file = Path(path) / "items.jsonl" if Path(path).is_dir() else Path(path)
+    return hashlib.sha256(file.read_bytes()).hexdigest() if file.is_file() else f"missing:{path}"
 
 
 def _other(opts: BuildOptions, model: str) -> Provider:
@@ -124,6 +134,7 @@ class _Run:
         engines: tuple[Engine, Engine, Engine | None],
         budget: int,
         reporter: Reporter,
+        guard: Guard | None = None,
     ) -> None:
         self.spec = spec
         self.opts = opts
@@ -142,6 +153,7 @@ class _Run:
             (ex.statement or "\n".join([ex.view()[0], *ex.view()[1]]), ex.statement or ex.view()[0])
             for ex in spec.examples
         ]
+        self.guard = guard
         self.pool: list[Candidate] = []
         self.rejected: list[Rejection] = []
         self.generated = Counter[str]()
@@ -234,6 +246,9 @@ class _Run:
             self.rejected += bad
         fresh, bad = apply_rules(fresh)
         self.rejected += bad
+        if self.guard is not None:
+            fresh, bad = self.guard.check(fresh)  # before any judge call: a copy is not worth judging
+            self.rejected += bad
         label_requests = self.generator.label_requests(fresh)
         if label_requests:
             t0 = time.monotonic()
@@ -472,6 +487,8 @@ def _build(
 ) -> Dataset:
     reporter = reporter or QuietReporter()
     n = opts.resolved_n(spec)
+    # a bad reference file fails here, before any request
+    references = Guard(opts.against, spec.dedup.threshold) if opts.against else None
     started = time.monotonic()
     gen, jud = providers if providers is not None else make_providers(opts)
     check_calibration(spec, jud.label, store)
@@ -499,7 +516,7 @@ def _build(
                 continue
             budget = budgets.get(fmt, max(20, 5 * per_format[fmt]))
             engines = (gen_engine, judge_engine, second_engine)
-            run = _Run(spec, fmt, per_format[fmt], opts, engines, budget, reporter)
+            run = _Run(spec, fmt, per_format[fmt], opts, engines, budget, reporter, references)
             got, _ = run.run()
             runs.append(run)
             items += got
@@ -566,7 +583,11 @@ def _build(
                 "threshold": first.threshold,
                 "second": _agreement(second, [v for r in runs for v in r.second_votes]) if second else None,
             },
-            "dedup": {"embedder": spec.dedup.embedder, "threshold": spec.dedup.threshold},
+            "dedup": {
+                "embedder": spec.dedup.embedder,
+                "threshold": spec.dedup.threshold,
+                "against": references.describe() if references is not None else [],
+            },
             "diversity": spread,
             "spec_path": spec_path,
             "spec_hash": spec.content_hash(),

@@ -1,0 +1,94 @@
+"""Contamination guard: new items must not copy a reference set (`--against FILE…`).
+
+A reference is a JSONL file in mwe's item layout, the anthropics/evals layout (options inline
+after "Choices:", or persona `statement`s), or a published version directory. The references'
+TF-IDF weights are computed once per build and each round's candidates are only transformed, so
+a 100k-item reference is read and vectorised once, not every round.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+from ..items import Candidate, Rejection, compare_text
+from .dedup import close_pairs
+
+__all__ = ["Guard", "reference_texts"]
+
+
+def reference_texts(path: Path) -> list[str]:
+    """The comparable text of every item in a reference file or version directory."""
+    from ..calibration import _parse_inline
+
+    file = path / "items.jsonl" if path.is_dir() else path
+    if not file.is_file():
+        raise UsageError(f"--against {path}: no such file (a JSONL file or a published version directory)")
+    texts: list[str] = []
+    with file.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                if row.get("statement"):
+                    texts.append(compare_text("", [], str(row["statement"])))
+                elif "choices" in row:
+                    options = list(row["choices"]) or list((row.get("rubric") or {}).values())
+                    texts.append(compare_text(str(row["question"]), options))
+                else:
+                    question, options = _parse_inline(str(row["question"]))
+                    texts.append(compare_text(question, options))
+            except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+                raise UsageError(f"--against {file}: line {n} is not an item ({exc})") from None
+    return texts
+
+
+class Guard:
+    """Rejects candidates within `threshold` cosine of any reference item, naming the source."""
+
+    def __init__(self, paths: list[str], threshold: float) -> None:
+        from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+
+        self.threshold = threshold
+        self.sources: list[tuple[str, int, str]] = []  # (name, items, sha256 of the file)
+        texts: list[str] = []
+        owners: list[int] = []
+        for k, raw in enumerate(paths):
+            path = Path(raw)
+            found = reference_texts(path)
+            file = path / "items.jsonl" if path.is_dir() else path
+            self.sources.append((str(path), len(found), hashlib.sha256(file.read_bytes()).hexdigest()))
+            texts += found
+            owners += [k] * len(found)
+        self._owners = owners
+        # Hashed counts, not a fitted vocabulary: a candidate's words that no reference uses still
+        # count (with the highest IDF), so they lower its similarity instead of being dropped.
+        self._hash = HashingVectorizer(ngram_range=(1, 2), alternate_sign=False, norm=None)
+        self._idf = TfidfTransformer(sublinear_tf=True)
+        self._refs = self._idf.fit_transform(self._hash.transform(texts)) if texts else None
+
+    def check(self, cands: list[Candidate]) -> tuple[list[Candidate], list[Rejection]]:
+        if self._refs is None or not cands:
+            return cands, []
+        x = self._idf.transform(self._hash.transform([c.text for c in cands]))
+        best: dict[int, tuple[float, int]] = {}
+        for i, j, sim in close_pairs(x, self._refs, self.threshold):
+            if sim > best.get(i, (0.0, -1))[0]:
+                best[i] = (sim, j)
+        kept, rejected = [], []
+        for i, c in enumerate(cands):
+            if i not in best:
+                kept.append(c)
+                continue
+            sim, j = best[i]
+            source = self.sources[self._owners[j]][0]
+            reason = f"copy of an item in {source} (cosine {sim:.3f})"
+            rejected.append(Rejection.of(c, "dedup", reason, similarity=round(sim, 4), source=source))
+        return kept, rejected
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [{"source": name, "items": n, "sha256": digest} for name, n, digest in self.sources]
