@@ -136,6 +136,26 @@ def test_blocked_similarity_finds_the_same_pairs_as_the_full_matrix(monkeypatch:
     assert all(abs(sim - full[i, j]) < 1e-9 for i, j, sim in got)
 
 
+def test_dense_self_pairs_are_each_pair_once_exactly_as_the_full_matrix() -> None:
+    import importlib
+
+    import numpy as np
+
+    d = importlib.import_module("mwe.filters.dedup")
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((50, 8)).astype(np.float32)
+    x[10] = x[3] + 0.01
+    x[40] = x[3] - 0.01
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    full = x @ x.T
+    expected = {(i, j) for i in range(50) for j in range(i + 1, 50) if full[i, j] >= 0.8}
+    assert {(3, 10), (3, 40), (10, 40)} <= expected
+    for rows in (1, 7, 50):
+        got = d.self_pairs(x, 0.8, rows)
+        assert {(i, j) for i, j, _ in got} == expected and len(got) == len(expected)
+        assert all(abs(sim - full[i, j]) < 1e-5 for i, j, sim in got)
+
+
 def test_diversity_is_lower_for_near_copies_and_evenness_follows_the_facets(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib
 

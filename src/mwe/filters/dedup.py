@@ -12,7 +12,7 @@ from typing import Any
 
 from ..items import Candidate, Rejection, normalise
 
-__all__ = ["close_pairs", "dedup", "diversity", "vectorise"]
+__all__ = ["close_pairs", "dedup", "diversity", "self_pairs", "vectorise"]
 
 BLOCK_ENTRIES = 4_000_000
 """Similarities computed at once: a block has BLOCK_ENTRIES ÷ N rows, so memory stays at one
@@ -36,6 +36,24 @@ def close_pairs(x: Any, y: Any, threshold: float) -> list[tuple[int, int, float]
         sims = (x[start : start + rows] @ yt).tocoo()
         keep = sims.data >= threshold
         pairs += zip((sims.row[keep] + start).tolist(), sims.col[keep].tolist(), sims.data[keep].tolist(), strict=True)
+    return pairs
+
+
+def self_pairs(x: Any, threshold: float, block_rows: int | None = None) -> list[tuple[int, int, float]]:
+    """Every pair (i, j) with i < j and cosine >= threshold among the rows of x (dense, unit
+    rows, e.g. embeddings), a block of rows at a time against the rows after the block start, so
+    each pair is computed once and memory stays at one block."""
+    import numpy as np
+
+    n = x.shape[0]
+    rows = block_rows or max(1, BLOCK_ENTRIES // max(1, n))
+    pairs: list[tuple[int, int, float]] = []
+    for start in range(0, n, rows):
+        sims = x[start : start + rows] @ x[start:].T
+        r, c = np.nonzero(sims >= threshold)
+        keep = c > r  # the block against itself: each pair once, never an item with itself
+        r, c = r[keep], c[keep]
+        pairs += zip((r + start).tolist(), (c + start).tolist(), sims[r, c].tolist(), strict=True)
     return pairs
 
 
