@@ -25,12 +25,12 @@ from .costs import CostGuard, price_for
 from .engine import Engine
 from .errors import UsageError
 from .filters import apply_rules, dedup, judge, label_check
-from .filters.contamination import Guard
+from .filters.contamination import Guard, reference_file
 from .filters.dedup import diversity
 from .filters.judge import judge_method
 from .filters.label import second_opinion
 from .generators import get_generator
-from .items import Candidate, Dataset, Item, Rejection
+from .items import Candidate, Dataset, Item, Rejection, compare_text
 from .progress import QuietReporter, Reporter
 from .providers import Provider, ProviderSettings, get_provider
 from .spec import LETTERS, ThreatModel
@@ -95,7 +95,7 @@ def build_key(spec: ThreatModel, opts: BuildOptions) -> str:
 
 
 def _file_hash(path: str) -> str:
-    file = Path(path) / "items.jsonl" if Path(path).is_dir() else Path(path)
+    file = reference_file(Path(path))
     return hashlib.sha256(file.read_bytes()).hexdigest() if file.is_file() else f"missing:{path}"
 
 
@@ -134,7 +134,7 @@ class _Run:
         engines: tuple[Engine, Engine, Engine | None],
         budget: int,
         reporter: Reporter,
-        guard: Guard | None = None,
+        references: Guard | None = None,
     ) -> None:
         self.spec = spec
         self.opts = opts
@@ -150,10 +150,11 @@ class _Run:
         self.reporter = reporter
         self.tag = f"{fmt}: " if len(spec.formats) > 1 else ""
         self.anchors = [
-            (ex.statement or "\n".join([ex.view()[0], *ex.view()[1]]), ex.statement or ex.view()[0])
+            (compare_text(q, options, ex.statement), ex.statement or q)
             for ex in spec.examples
+            for q, options, _ in [ex.view()]
         ]
-        self.guard = guard
+        self.references = references
         self.pool: list[Candidate] = []
         self.rejected: list[Rejection] = []
         self.generated = Counter[str]()
@@ -246,8 +247,8 @@ class _Run:
             self.rejected += bad
         fresh, bad = apply_rules(fresh)
         self.rejected += bad
-        if self.guard is not None:
-            fresh, bad = self.guard.check(fresh)  # before any judge call: a copy is not worth judging
+        if self.references is not None:
+            fresh, bad = self.references.check(fresh)  # before any judge call: a copy is not worth judging
             self.rejected += bad
         label_requests = self.generator.label_requests(fresh)
         if label_requests:

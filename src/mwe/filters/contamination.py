@@ -17,14 +17,19 @@ from ..errors import UsageError
 from ..items import Candidate, Rejection, compare_text
 from .dedup import close_pairs
 
-__all__ = ["Guard", "reference_texts"]
+__all__ = ["Guard", "reference_file", "reference_texts"]
+
+
+def reference_file(path: Path) -> Path:
+    """The JSONL file a reference names: itself, or a version directory's items.jsonl."""
+    return path / "items.jsonl" if path.is_dir() else path
 
 
 def reference_texts(path: Path) -> list[str]:
     """The comparable text of every item in a reference file or version directory."""
     from ..calibration import _parse_inline
 
-    file = path / "items.jsonl" if path.is_dir() else path
+    file = reference_file(path)
     if not file.is_file():
         raise UsageError(f"--against {path}: no such file (a JSONL file or a published version directory)")
     texts: list[str] = []
@@ -60,8 +65,8 @@ class Guard:
         for k, raw in enumerate(paths):
             path = Path(raw)
             found = reference_texts(path)
-            file = path / "items.jsonl" if path.is_dir() else path
-            self.sources.append((str(path), len(found), hashlib.sha256(file.read_bytes()).hexdigest()))
+            digest = hashlib.sha256(reference_file(path).read_bytes()).hexdigest()
+            self.sources.append((str(path), len(found), digest))
             texts += found
             owners += [k] * len(found)
         self._owners = owners
