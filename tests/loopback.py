@@ -15,6 +15,8 @@ inject (the first generated item asks the judge for a 10).
 
 from __future__ import annotations
 
+import array
+import base64
 import hashlib
 import json
 import random
@@ -36,6 +38,38 @@ __all__ = ["Loopback"]
 
 def _tokens(text: str) -> int:
     return len(text) // 4 + 1
+
+
+def _embedding(text: str, dims: int = 64) -> list[float]:
+    """A deterministic stand-in for a text embedding: hashed word counts with random signs, so
+    texts sharing most words are close and unrelated texts are near orthogonal."""
+    v = [0.0] * dims
+    for word in re.findall(r"\w+", text.lower()):
+        h = int.from_bytes(hashlib.sha256(word.encode()).digest()[:4], "little")
+        v[h % dims] += 1.0 if h & 1 << 31 else -1.0
+    norm = sum(x * x for x in v) ** 0.5 or 1.0
+    return [x / norm for x in v]
+
+
+def _embeddings(body: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAI /v1/embeddings answer, in base64 float32 when asked (the SDK's default)."""
+    texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+    rows = []
+    for i, text in enumerate(texts):
+        vec = _embedding(str(text))
+        out: Any = (
+            base64.b64encode(array.array("f", vec).tobytes()).decode()
+            if body.get("encoding_format") == "base64"
+            else vec
+        )
+        rows.append({"object": "embedding", "index": i, "embedding": out})
+    tokens = sum(_tokens(str(t)) for t in texts)
+    return {
+        "object": "list",
+        "data": rows,
+        "model": body["model"],
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
 
 
 class _Bucket:
@@ -157,7 +191,7 @@ class Loopback:
             if given != self.key:
                 return self._error(h, 401, "authentication_error", "invalid x-api-key")
         try:
-            if method == "POST" and route in ("/messages", "/chat/completions"):
+            if method == "POST" and route in ("/messages", "/chat/completions", "/embeddings"):
                 return self._model(h, route, json.loads(raw or b"{}"))
             if method == "POST" and route == "/messages/batches":
                 return self._anthropic_batch_create(h, json.loads(raw))
@@ -367,6 +401,8 @@ class Loopback:
         return usage
 
     def _answer(self, route: str, body: dict[str, Any], fault: str | None) -> dict[str, Any]:
+        if route == "/embeddings":
+            return _embeddings(body)
         payload = self._payload(body, fault)
         out_text = payload if isinstance(payload, str) else json.dumps(payload)
         with self._lock:

@@ -17,6 +17,7 @@ def test_public_namespace_is_small_and_matches_all() -> None:
         "config",
         "costs",
         "cli",
+        "embedders",
         "engine",
         "errors",
         "filters",

@@ -28,6 +28,8 @@ def generate(
     formats: list[str] | None = None,
     second_judge_model: str | None = None,
     against: list[str] | None = None,
+    version_guard: bool = False,
+    embedder: str | None = None,
     base_url: str | None = None,
     api_key_env: str | None = None,
     rpm: float | None = None,
@@ -69,6 +71,8 @@ def generate(
         formats=formats,
         second_judge_model=second_judge_model,
         against=[str(p) for p in against] if against else None,
+        version_guard=version_guard,
+        embedder=embedder,
     )
     rep = reporter or (RichReporter() if progress else QuietReporter())
     return build(spec, opts, Store(out), spec_path=spec_path, reporter=rep)

@@ -84,6 +84,13 @@ def build(
         list[Path] | None,
         typer.Option("--against", help="reject items that copy one in this JSONL file or version dir (repeatable)"),
     ] = None,
+    version_guard: Annotated[
+        bool, typer.Option(help="reject items that copy one in an earlier version of the same threat model")
+    ] = False,
+    embedder: Annotated[
+        str | None,
+        typer.Option(help="dedup embedder: tfidf, tfidf-char, tfidf-svd, openai/<model>, sentence-transformers/<name>"),
+    ] = None,
 ) -> None:
     """Build a new version of each threat model's dataset under --out."""
     from .pipeline import BuildOptions, build_key, estimate
@@ -116,7 +123,16 @@ def build(
         formats=formats or None,
         second_judge_model=second_judge_model,
         against=[str(p) for p in against] if against else None,
+        version_guard=version_guard,
+        embedder=embedder,
     )
+    if embedder is not None:
+        from .embedders import check_name
+
+        try:
+            check_name(embedder)
+        except ValueError as exc:
+            raise UsageError(f"--embedder: {exc}") from None
     if dry_run:
         for _, _, _, spec in specs:
             _print_estimate(estimate(spec, opts))

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .errors import CostLimitReached
-from .providers.base import ChatRequest, ClassifyRequest, Completion, CompletionRequest, schema_json
+from .providers.base import ChatRequest, ClassifyRequest, Completion, CompletionRequest, EmbedRequest, schema_json
 
 __all__ = ["CostGuard", "Price", "StageUsage", "estimate_tokens", "price_for", "request_size"]
 
@@ -26,8 +26,10 @@ def estimate_tokens(text: str) -> int:
     return len(text) // 4 + 1
 
 
-def request_size(req: ChatRequest | CompletionRequest | ClassifyRequest) -> tuple[int, int]:
+def request_size(req: ChatRequest | CompletionRequest | ClassifyRequest | EmbedRequest) -> tuple[int, int]:
     """(estimated input tokens, most output tokens) of one request."""
+    if isinstance(req, EmbedRequest):
+        return sum(estimate_tokens(t) for t in req.texts), 0
     if isinstance(req, ChatRequest):
         schema = len(schema_json(req.schema)) // 4
         return estimate_tokens(req.system) + estimate_tokens(req.prompt) + schema + 20, req.max_tokens

@@ -18,14 +18,24 @@ from typing import Any, TypeVar
 from .cache import Cache
 from .costs import CostGuard, StageUsage, price_for, request_size
 from .errors import CostLimitReached, ProviderError, UsageError
-from .providers.base import ChatRequest, ClassifyRequest, Completion, CompletionRequest, OnResult, Progress, Provider
+from .providers.base import (
+    ChatRequest,
+    ClassifyRequest,
+    Completion,
+    CompletionRequest,
+    EmbedRequest,
+    OnResult,
+    Progress,
+    Provider,
+    embed_key,
+)
 
 __all__ = ["Engine"]
 
 _log = logging.getLogger("mwe.engine")
-R = TypeVar("R", CompletionRequest, ClassifyRequest, ChatRequest)
+R = TypeVar("R", CompletionRequest, ClassifyRequest, ChatRequest, EmbedRequest)
 T = TypeVar("T")
-Request = CompletionRequest | ClassifyRequest | ChatRequest
+Request = CompletionRequest | ClassifyRequest | ChatRequest | EmbedRequest
 
 
 class Engine:
@@ -224,6 +234,40 @@ class Engine:
             lambda p: True,
             progress,
         )
+
+    def embed(self, stage: str, texts: Sequence[str], chunk: int = 128, progress: Progress | None = None) -> Any:
+        """Unit vectors of `texts` (a float32 array), each text's vector cached on its own, so a
+        later round or build pays only for texts it has not embedded before. Misses go out in
+        chunks of `chunk` texts per request, through the cost guard and the retry layer."""
+        import numpy as np
+
+        keys = [embed_key(self.provider.name, self.provider.model, t) for t in texts]
+        vectors: dict[str, list[float]] = {}
+        for key in dict.fromkeys(keys):
+            hit = self.cache.get(key) if self.cache else None
+            if hit is not None:
+                vectors[key] = hit["vector"]
+        missing = list(dict.fromkeys(t for t, k in zip(texts, keys, strict=True) if k not in vectors))
+        self.usage.setdefault(stage, StageUsage()).cache_hits += len(texts) - len(missing)
+        requests = [EmbedRequest(tuple(missing[i : i + chunk])) for i in range(0, len(missing), chunk)]
+        answers = self._run(
+            stage,
+            requests,
+            self.provider.embed,
+            Completion.to_json,
+            Completion.from_json,
+            lambda c: not c.error and c.data is not None,
+            progress,
+        )
+        for req, answer in zip(requests, answers, strict=True):
+            if answer.error or answer.data is None:
+                raise ProviderError(f"{self.provider.label}: embeddings failed: {answer.error}")
+            for text, vector in zip(req.texts, answer.data["vectors"], strict=True):
+                key = embed_key(self.provider.name, self.provider.model, text)
+                vectors[key] = vector
+                if self.cache is not None:
+                    self.cache.put(key, {"vector": vector})
+        return np.asarray([vectors[k] for k in keys], dtype=np.float32).reshape(len(texts), -1)
 
     def prompts_hash(self) -> dict[str, str]:
         """Per stage, one SHA-256 over the sorted cache keys of every request asked (a key hashes

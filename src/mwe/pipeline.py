@@ -22,6 +22,7 @@ from .balance import assign_order, balance_length_cue, length_cue_tolerance, mat
 from .cache import Cache
 from .card import render_card
 from .costs import CostGuard, price_for
+from .embedders import Embedder, get_embedder
 from .engine import Engine
 from .errors import UsageError
 from .filters import apply_rules, dedup, judge, label_check
@@ -66,6 +67,11 @@ class BuildOptions:
     """A second model that labels every judged item; its agreement with the key is recorded."""
     against: list[str] | None = None
     """Reference files or version directories new items must not copy (contamination guard)."""
+    version_guard: bool = False
+    """Earlier versions of the threat model in the output directory are references too (off by
+    default: a rebuild with the same seed then replays its cached answers and gives the same items)."""
+    embedder: str | None = None
+    """Overrides the spec's `dedup.embedder` (its threshold then is the embedder's default)."""
 
     def resolved_n(self, spec: ThreatModel) -> int:
         n = self.n if self.n is not None else spec.defaults.n
@@ -90,6 +96,8 @@ def build_key(spec: ThreatModel, opts: BuildOptions) -> str:
         "formats": opts.formats,
         "second_judge_model": opts.second_judge_model,
         "against": [_file_hash(p) for p in opts.against or []],
+        "version_guard": opts.version_guard,
+        "embedder": opts.embedder,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
@@ -135,8 +143,11 @@ class _Run:
         budget: int,
         reporter: Reporter,
         references: Guard | None = None,
+        embedder: Embedder | None = None,
     ) -> None:
         self.spec = spec
+        self.embedder = embedder
+        self.dedup_threshold = spec.dedup.cutoff(opts.embedder)
         self.opts = opts
         self.n = n
         self.quotas = spec.quotas(n)
@@ -275,7 +286,7 @@ class _Run:
                 self.second_votes += second_opinion(self.second_engine, self.spec, fresh, tick)
             self.timings["label"] += time.monotonic() - t0
         t0 = time.monotonic()
-        self.pool, bad = dedup(self.pool + fresh, self.spec.dedup.threshold, self.anchors)
+        self.pool, bad = dedup(self.pool + fresh, self.dedup_threshold, self.anchors, self.embedder)
         self.timings["dedup"] += time.monotonic() - t0
         self.rejected += bad
 
@@ -488,8 +499,12 @@ def _build(
 ) -> Dataset:
     reporter = reporter or QuietReporter()
     n = opts.resolved_n(spec)
-    # a bad reference file fails here, before any request
-    references = Guard(opts.against, spec.dedup.threshold) if opts.against else None
+    embedder_name = opts.embedder or spec.dedup.embedder
+    cutoff = spec.dedup.cutoff(opts.embedder)
+    earlier = [str(store.root / spec.name / f"v{v}") for v in store.versions(spec.name)] if opts.version_guard else []
+    # a bad reference file fails here, before any request (vectors come later, with the embedder)
+    ref_paths = [*(opts.against or []), *earlier]
+    references = Guard(ref_paths, cutoff) if ref_paths else None
     started = time.monotonic()
     gen, jud = providers if providers is not None else make_providers(opts)
     check_calibration(spec, jud.label, store)
@@ -498,7 +513,8 @@ def _build(
         p.check_ready()  # a missing key or extra fails here, before any request
     if gen.is_fake or jud.is_fake:
         reporter.warn("the fake provider writes templated text for tests and demos: this dataset is FAKE")
-    own_cache = cache is None and opts.use_cache and (gen.cacheable or jud.cacheable)
+    paid_embedder = embedder_name.partition("/")[0] in ("openai", "openai-compatible")
+    own_cache = cache is None and opts.use_cache and (gen.cacheable or jud.cacheable or paid_embedder)
     if own_cache:
         cache = Cache()
     formats = opts.formats or spec.formats
@@ -506,18 +522,29 @@ def _build(
     budgets = split(opts.max_attempts, formats) if opts.max_attempts is not None else {}
     runs: list[_Run] = []
     items: list[Item] = []
+    embed_engines: list[Engine] = []
     try:
         guard = CostGuard(opts.max_cost)
         use = cache if opts.use_cache else None
         gen_engine = Engine(gen, use, guard=guard, batch=opts.batch)
         judge_engine = gen_engine if jud is gen else Engine(jud, use, guard=guard, batch=opts.batch)
         second_engine = Engine(second, use, guard=guard, batch=opts.batch) if second is not None else None
+
+        def engine_for(label: str) -> Engine:
+            provider = _other(opts, label)
+            provider.check_ready()  # a missing key fails here, before any request
+            embed_engines.append(Engine(provider, use, guard=guard))
+            return embed_engines[-1]
+
+        embedder = get_embedder(embedder_name, engine_for)
+        if references is not None:  # its own instance: dedup refits `tfidf` weights on every pool
+            references.embedder = embedder if embedder.stateless else get_embedder(embedder_name, engine_for)
         for fmt in formats:
             if per_format[fmt] == 0:
                 continue
             budget = budgets.get(fmt, max(20, 5 * per_format[fmt]))
             engines = (gen_engine, judge_engine, second_engine)
-            run = _Run(spec, fmt, per_format[fmt], opts, engines, budget, reporter, references)
+            run = _Run(spec, fmt, per_format[fmt], opts, engines, budget, reporter, references, embedder)
             got, _ = run.run()
             runs.append(run)
             items += got
@@ -527,6 +554,8 @@ def _build(
             jud.close()
         if second is not None:
             second.close()
+        for e in embed_engines:
+            e.provider.close()
         if own_cache and cache is not None:
             cache.close()  # the connection we opened; a caller's cache stays theirs to close
     quotas = Counter[str]()
@@ -547,7 +576,7 @@ def _build(
         )
     funnel, per_facet = _funnel(runs, items)
     wall = time.monotonic() - started
-    all_engines = [gen_engine, judge_engine, *([second_engine] if second_engine else [])]
+    all_engines = [gen_engine, judge_engine, *([second_engine] if second_engine else []), *embed_engines]
     usage = {k: v for e in all_engines for k, v in e.ledger().items()}
     prompts_hash = {k: v for e in all_engines for k, v in e.prompts_hash().items()}
     first = runs[0]
@@ -585,8 +614,8 @@ def _build(
                 "second": _agreement(second, [v for r in runs for v in r.second_votes]) if second else None,
             },
             "dedup": {
-                "embedder": spec.dedup.embedder,
-                "threshold": spec.dedup.threshold,
+                "embedder": embedder_name,
+                "threshold": cutoff,
                 "against": references.describe() if references is not None else [],
             },
             "diversity": spread,

@@ -127,14 +127,26 @@ class JudgeSpec(_Strict):
 
 class Dedup(_Strict):
     embedder: str = "tfidf"
-    threshold: float = Field(default=0.85, gt=0, le=1)
+    """tfidf, tfidf-char, tfidf-svd, openai/<model>, openai-compatible/<model> or sentence-transformers/<name>."""
+    threshold: float | None = Field(default=None, gt=0, le=1)
+    """Cosine at or above which two items are duplicates; default: the embedder's measured default."""
 
     @field_validator("embedder")
     @classmethod
     def _known_embedder(cls, value: str) -> str:
-        if value != "tfidf":
-            raise ValueError("unknown embedder; known: tfidf")
-        return value
+        from .embedders import check_name
+
+        return check_name(value)
+
+    def cutoff(self, embedder: str | None = None) -> float:
+        """The threshold for `embedder` (default: this spec's): the spec's own only when it was
+        set for the embedder in use, since cosines from different embedders are not comparable."""
+        from .embedders import default_threshold
+
+        name = embedder or self.embedder
+        if self.threshold is not None and name == self.embedder:
+            return self.threshold
+        return default_threshold(name)
 
 
 class Defaults(_Strict):

@@ -1,9 +1,10 @@
 """Contamination guard: new items must not copy a reference set (`--against FILE…`).
 
-A reference is a JSONL file in mwe's item layout, the anthropics/evals layout (options inline
-after "Choices:", or persona `statement`s), or a published version directory. The references'
-TF-IDF weights are computed once per build and each round's candidates are only transformed, so
-a 100k-item reference is read and vectorised once, not every round.
+With `--version-guard`, earlier versions of the same threat model are references too, so a new
+version repeats none of their items. A reference is a JSONL file in mwe's item layout, the anthropics/evals layout (options inline
+after "Choices:", or persona `statement`s), or a published version directory. The references
+are vectorised once per build and each round's candidates are only transformed, so a 100k-item
+reference is read and vectorised once, not every round.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..embedders import Embedder, TfidfEmbedder
 from ..errors import UsageError
 from ..items import Candidate, Rejection, compare_text
 from .dedup import close_pairs
@@ -53,33 +55,34 @@ def reference_texts(path: Path) -> list[str]:
 
 
 class Guard:
-    """Rejects candidates within `threshold` cosine of any reference item, naming the source."""
+    """Rejects candidates within `threshold` cosine of any reference item, naming the source.
 
-    def __init__(self, paths: list[str], threshold: float) -> None:
-        from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+    References are read (and a bad one refused) when the guard is made, before any request; they
+    are vectorised once, on the first check, with the build's embedder: the `tfidf` embedder's
+    IDF weights come from the references, and candidates are only transformed."""
 
+    def __init__(self, paths: list[str], threshold: float, embedder: Embedder | None = None) -> None:
         self.threshold = threshold
+        self.embedder = embedder or TfidfEmbedder("tfidf")
         self.sources: list[tuple[str, int, str]] = []  # (name, items, sha256 of the file)
-        texts: list[str] = []
+        self._texts: list[str] = []
         owners: list[int] = []
         for k, raw in enumerate(paths):
             path = Path(raw)
             found = reference_texts(path)
             digest = hashlib.sha256(reference_file(path).read_bytes()).hexdigest()
             self.sources.append((str(path), len(found), digest))
-            texts += found
+            self._texts += found
             owners += [k] * len(found)
         self._owners = owners
-        # Hashed counts, not a fitted vocabulary: a candidate's words that no reference uses still
-        # count (with the highest IDF), so they lower its similarity instead of being dropped.
-        self._hash = HashingVectorizer(ngram_range=(1, 2), alternate_sign=False, norm=None)
-        self._idf = TfidfTransformer(sublinear_tf=True)
-        self._refs = self._idf.fit_transform(self._hash.transform(texts)) if texts else None
+        self._refs: Any = None
 
     def check(self, cands: list[Candidate]) -> tuple[list[Candidate], list[Rejection]]:
-        if self._refs is None or not cands:
+        if not self._texts or not cands:
             return cands, []
-        x = self._idf.transform(self._hash.transform([c.text for c in cands]))
+        if self._refs is None:
+            self._refs = self.embedder.fit(self._texts)
+        x = self.embedder.transform([c.text for c in cands])
         best: dict[int, tuple[float, int]] = {}
         for i, j, sim in close_pairs(x, self._refs, self.threshold):
             if sim > best.get(i, (0.0, -1))[0]:

@@ -10,32 +10,147 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from ..embedders import Embedder, TfidfEmbedder
 from ..items import Candidate, Rejection, normalise
 
-__all__ = ["close_pairs", "dedup", "diversity", "self_pairs", "vectorise"]
+__all__ = ["ann_pairs", "close_pairs", "dedup", "diversity", "near_pairs", "self_pairs", "sparse_pairs", "vectorise"]
 
 BLOCK_ENTRIES = 4_000_000
 """Similarities computed at once: a block has BLOCK_ENTRIES ÷ N rows, so memory stays at one
 block of rows against all N, never an N×N matrix."""
 
+ANN_MIN = 50_000
+"""Dense sets from this many rows are searched through faiss (if installed) instead of exactly:
+benchmarks/dedup.py measures where the index overtakes the blocked search."""
+
 
 def vectorise(texts: list[str]) -> Any:
-    """Word (1–2)-gram TF-IDF vectors, L2-normalised rows (a sparse matrix): the `tfidf` embedder."""
-    from sklearn.feature_extraction.text import TfidfVectorizer  # imported here: `import mwe` stays fast
+    """`tfidf` vectors of `texts` (L2-normalised sparse rows), fitted on the texts themselves."""
+    from ..embedders import TfidfEmbedder
 
-    return TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1).fit_transform(texts).tocsr()
+    return TfidfEmbedder("tfidf").fit(texts)
 
 
 def close_pairs(x: Any, y: Any, threshold: float) -> list[tuple[int, int, float]]:
     """Every (row of x, row of y, cosine) with cosine >= threshold, computed a block of x's rows at
-    a time."""
+    a time (sparse or dense rows; y is a reference set, usually much larger than x)."""
+    import numpy as np
+    import scipy.sparse as sp
+
     rows = max(1, BLOCK_ENTRIES // max(1, y.shape[0]))
-    yt = y.T.tocsc()
     pairs: list[tuple[int, int, float]] = []
+    if sp.issparse(x):
+        yt = y.T.tocsc()
+        for start in range(0, x.shape[0], rows):
+            sims = (x[start : start + rows] @ yt).tocoo()
+            keep = sims.data >= threshold
+            pairs += zip(
+                (sims.row[keep] + start).tolist(), sims.col[keep].tolist(), sims.data[keep].tolist(), strict=True
+            )
+        return pairs
     for start in range(0, x.shape[0], rows):
-        sims = (x[start : start + rows] @ yt).tocoo()
-        keep = sims.data >= threshold
-        pairs += zip((sims.row[keep] + start).tolist(), sims.col[keep].tolist(), sims.data[keep].tolist(), strict=True)
+        block = x[start : start + rows] @ y.T
+        r, c = np.nonzero(block >= threshold)
+        pairs += zip((r + start).tolist(), c.tolist(), block[r, c].tolist(), strict=True)
+    return pairs
+
+
+def near_pairs(x: Any, threshold: float) -> list[tuple[int, int, float]]:
+    """Every pair (i, j), i < j, of rows of x with cosine >= threshold, by the fastest exact or
+    near-exact method for the kind and size of x: sparse rows by prefix filtering, dense rows in
+    blocks, and dense rows past ANN_MIN through a faiss IVF index (when faiss is installed)."""
+    import scipy.sparse as sp
+
+    if x.shape[0] < 2:
+        return []
+    if sp.issparse(x):
+        return sparse_pairs(x, threshold)
+    if x.shape[0] >= ANN_MIN:
+        try:
+            import faiss  # noqa: F401
+        except ImportError:
+            pass  # exact search is slower past ANN_MIN, not wrong: pip install 'mwe[scale]' for faiss
+        else:
+            return ann_pairs(x, threshold)
+    return self_pairs(x, threshold)
+
+
+def sparse_pairs(x: Any, threshold: float) -> list[tuple[int, int, float]]:
+    """Exact all-pairs similarity search on sparse unit rows by prefix filtering (Bayardo et al.,
+    "Scaling up all pairs similarity search", 2007), in a few sparse products.
+
+    Features are ordered rarest first. Each row's *prefix* is its leading (rare) features up to the
+    point where the rest of the row has norm < threshold; for unit rows, cos(x, y) >= t then
+    needs x's prefix to meet y, and so does y's prefix x. So candidates are the pairs found from
+    both sides of prefix × all products (rare features have short posting lists, so these are
+    cheap), bounded by prefix·y >= t − |rest of x|, and only those are verified exactly. Nothing
+    is approximated: every pair at or above the threshold is found.
+    """
+    import numpy as np
+    import scipy.sparse as sp
+
+    x = x.tocsr().astype(np.float32)
+    n, m = x.shape
+    df = np.bincount(x.indices, minlength=m)
+    rank = np.empty(m, dtype=np.int64)
+    rank[np.argsort(df, kind="stable")] = np.arange(m)
+    x = sp.csr_matrix((x.data.copy(), rank[x.indices].astype(np.int32), x.indptr.copy()), shape=(n, m))
+    x.sort_indices()
+    sq = x.data.astype(np.float64) ** 2
+    row_of = np.repeat(np.arange(n), np.diff(x.indptr))
+    total = np.bincount(row_of, weights=sq, minlength=n)
+    running = np.cumsum(sq)
+    before = running - sq - np.concatenate([[0.0], running])[x.indptr[row_of]]
+    in_prefix = np.sqrt(np.maximum(total[row_of] - before, 0.0)) >= threshold
+    prefix = sp.csr_matrix((np.where(in_prefix, x.data, 0), x.indices.copy(), x.indptr.copy()), shape=(n, m))
+    prefix.eliminate_zeros()
+    rest = np.sqrt(np.maximum(total - np.bincount(row_of, weights=np.where(in_prefix, sq, 0.0), minlength=n), 0.0))
+    xt = x.T.tocsr()
+    per_row = max(1, int(prefix.nnz / max(1, n) * max(1.0, x.nnz / max(1, m))))  # ≈ products per row
+    rows = max(1, BLOCK_ENTRIES // per_row)
+    found = []
+    for start in range(0, n, rows):
+        prod = (prefix[start : start + rows] @ xt).tocoo()
+        r = prod.row.astype(np.int64) + start
+        c = prod.col.astype(np.int64)
+        keep = (c != r) & (prod.data >= threshold - rest[r] - 1e-6)
+        r, c = r[keep], c[keep]
+        found.append(np.minimum(r, c) * n + np.maximum(r, c))
+    keys, seen = np.unique(np.concatenate(found), return_counts=True)
+    both = keys[seen == 2]  # met from both sides' prefixes, as every pair above the threshold is
+    pairs: list[tuple[int, int, float]] = []
+    for chunk in range(0, len(both), 1_000_000):
+        part = both[chunk : chunk + 1_000_000]
+        i, j = part // n, part % n
+        sims = np.asarray(x[i].multiply(x[j]).sum(axis=1)).ravel()
+        ok = sims >= threshold
+        pairs += zip(i[ok].tolist(), j[ok].tolist(), sims[ok].tolist(), strict=True)
+    return pairs
+
+
+def ann_pairs(x: Any, threshold: float, probes: int = 8) -> list[tuple[int, int, float]]:
+    """Pairs (i < j) with inner product >= threshold through a faiss IVF-flat index: vectors are
+    bucketed by k-means (√N lists) and each is compared with the members of its `probes` nearest
+    lists by range search. Near-duplicates sit in the same or a neighbouring list, so recall is
+    high (benchmarks/dedup.py measures it) at a fraction of the exact search's cost."""
+    import faiss
+    import numpy as np
+
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    n, d = x.shape
+    lists = max(1, min(int(np.sqrt(n)), n // 39))
+    quantizer = faiss.IndexFlatIP(d)
+    index = faiss.IndexIVFFlat(quantizer, d, lists, faiss.METRIC_INNER_PRODUCT)
+    sample = x[np.random.default_rng(0).choice(n, size=min(n, lists * 64), replace=False)]
+    index.train(sample)
+    index.add(x)
+    index.nprobe = min(probes, lists)
+    pairs: list[tuple[int, int, float]] = []
+    for start in range(0, n, 16_384):
+        lims, sims, ids = index.range_search(x[start : start + 16_384], threshold)
+        owner = np.repeat(np.arange(len(lims) - 1), np.diff(lims.astype(np.int64))) + start
+        keep = ids > owner
+        pairs += zip(owner[keep].tolist(), ids[keep].tolist(), sims[keep].tolist(), strict=True)
     return pairs
 
 
@@ -60,21 +175,25 @@ def self_pairs(x: Any, threshold: float, block_rows: int | None = None) -> list[
 
 
 def dedup(
-    cands: list[Candidate], threshold: float, examples: list[tuple[str, str]] | None = None
+    cands: list[Candidate],
+    threshold: float,
+    examples: list[tuple[str, str]] | None = None,
+    embedder: Embedder | None = None,
 ) -> tuple[list[Candidate], list[Rejection]]:
     """Keep the best member of each near-duplicate group. `examples` are the spec's few-shot items
-    as (text, stem): a candidate close to one, or with the same stem, is a copy, not a new item."""
+    as (text, stem): a candidate close to one, or with the same stem, is a copy, not a new item.
+    `embedder` defaults to `tfidf`."""
     if not cands:
         return [], []
     anchors = [text for text, _ in examples or []]
     stems = {normalise(stem) for _, stem in examples or []}
     order = sorted(range(len(cands)), key=lambda i: (-float(cands[i].scores.get("quality", 0)), i))
     n = len(cands)
-    x = vectorise([c.text for c in cands] + anchors)
+    x = (embedder or TfidfEmbedder("tfidf")).fit([c.text for c in cands] + anchors)
     near: dict[int, dict[int, float]] = {}
-    for i, j, sim in close_pairs(x[:n], x[:n], threshold):
-        if i != j:
-            near.setdefault(i, {})[j] = sim
+    for i, j, sim in near_pairs(x[:n], threshold):
+        near.setdefault(i, {})[j] = sim
+        near.setdefault(j, {})[i] = sim
     copy_of_example: dict[int, float] = {}
     if anchors:
         for i, _, sim in close_pairs(x[:n], x[n:], threshold):

@@ -25,7 +25,16 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from .._secrets import redact, register_secret
 from ..costs import request_size
 from ..errors import AuthError, CostLimitReached, ProviderError
-from .base import ChatRequest, ClassifyRequest, Completion, CompletionRequest, OnResult, Provider, ProviderSettings
+from .base import (
+    ChatRequest,
+    ClassifyRequest,
+    Completion,
+    CompletionRequest,
+    EmbedRequest,
+    OnResult,
+    Provider,
+    ProviderSettings,
+)
 from .limiter import RateLimiter
 
 __all__ = ["ApiProvider", "RequestFailed", "retry_after", "status_of", "usage_pair"]
@@ -189,6 +198,12 @@ class ApiProvider(Provider):
 
     def complete(self, requests: Sequence[CompletionRequest], on_result: OnResult | None = None) -> list[Completion]:
         return self._run_all(requests, self._complete, on_result, request_size)
+
+    def embed(self, requests: Sequence[EmbedRequest], on_result: OnResult | None = None) -> list[Completion]:
+        return self._run_all(requests, self._embed, on_result, request_size)
+
+    async def _embed(self, req: EmbedRequest) -> Completion:
+        raise ProviderError(f"{self.label} gives no embeddings; use openai/<embedding model> or tfidf")
 
     def classify(self, requests: Sequence[ClassifyRequest], on_result: OnResult | None = None) -> list[list[float]]:
         raise ProviderError(f"{self.label} gives no log-probabilities here; chat models are judged with a rubric")

@@ -104,6 +104,21 @@ class ChatRequest:
         return _key("chat", provider, model, payload)
 
 
+@dataclass(frozen=True)
+class EmbedRequest:
+    """Vectors for a chunk of texts, sent as one API request (the engine caches each text)."""
+
+    texts: tuple[str, ...]
+
+    def key(self, provider: str, model: str) -> str:
+        return _key("embed", provider, model, {"texts": list(self.texts)})
+
+
+def embed_key(provider: str, model: str, text: str) -> str:
+    """The cache key of one text's vector, whatever chunk it was sent in."""
+    return _key("embed-one", provider, model, {"text": text})
+
+
 class TokenUsage(TypedDict, total=False):
     """Billed tokens as Completion's keyword arguments (providers build one from SDK usage)."""
 
@@ -199,6 +214,10 @@ class Provider(ABC):
     def structured(self, requests: Sequence[ChatRequest], on_result: OnResult | None = None) -> list[Completion]:
         """Answers validated against each request's schema, in `Completion.data`."""
         raise ProviderError(f"{self.label} does not answer chat requests with a schema")
+
+    def embed(self, requests: Sequence[EmbedRequest], on_result: OnResult | None = None) -> list[Completion]:
+        """One Completion per chunk, its vectors in `data["vectors"]` in the chunk's order."""
+        raise ProviderError(f"{self.label} gives no embeddings; use openai/<embedding model> or tfidf")
 
     def check_ready(self) -> None:  # noqa: B027 - optional hook
         """Fail fast (missing key, missing extra) before the first request of a run."""

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from .._secrets import redact
 from ..errors import MissingDependency, UsageError
 from ._api import ApiProvider, RequestFailed
-from .base import ChatRequest, Completion, CompletionRequest, TokenUsage
+from .base import ChatRequest, Completion, CompletionRequest, EmbedRequest, TokenUsage
 
 __all__ = ["OpenAICompatibleProvider", "OpenAIProvider", "chat_completion"]
 
@@ -126,6 +126,14 @@ class OpenAIProvider(ApiProvider):
         if not text.strip():
             raise RequestFailed("empty answer")
         return Completion(text, **_usage(completion.usage))
+
+    async def _embed(self, req: EmbedRequest) -> Completion:
+        answer = await self.client().embeddings.create(model=self.model, input=list(req.texts))
+        rows = sorted(answer.data, key=lambda d: d.index)
+        if len(rows) != len(req.texts):
+            raise RequestFailed(f"asked for {len(req.texts)} embeddings, got {len(rows)}")
+        tokens = int(getattr(answer.usage, "prompt_tokens", 0) or 0)
+        return Completion("", input_tokens=tokens, data={"vectors": [list(r.embedding) for r in rows]})
 
     # --- Batch API ----------------------------------------------------------------------------
     def submit_batch(self, requests: Sequence[ChatRequest], ids: Sequence[str]) -> str:

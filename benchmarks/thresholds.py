@@ -1,0 +1,65 @@
+"""How each embedder's default dedup threshold was chosen: rewordings vs unrelated same-topic pairs.
+
+Rewordings are the 30 hand-written pairs in benchmarks/data/rewordings.jsonl (an item and the
+same item reworded, as a generator repeats itself). Unrelated pairs are 5,000 random pairs of
+statements from the same anthropics/evals persona file (same topic, different items: the hard
+case). The default threshold is the lowest cosine, in steps of 0.05, at which at most 0.2 % of
+the unrelated pairs would be called duplicates (dropping distinct items costs data); the script
+prints it with the share of rewordings caught there.
+
+    python benchmarks/thresholds.py [--embedder tfidf ...] [--data ../shared/data/anthropic-evals/persona]
+
+API embedders (`openai/...`) need a key and spend a few cents; they were not measured here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+
+from mwe.embedders import default_threshold, get_embedder
+
+HERE = Path(__file__).parent
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--embedder", action="append", default=None)
+    ap.add_argument("--data", default=str(HERE.parents[1] / "shared/data/anthropic-evals/persona"))
+    ap.add_argument("--pairs", type=int, default=5000)
+    args = ap.parse_args()
+    rewordings = [json.loads(line) for line in (HERE / "data/rewordings.jsonl").open(encoding="utf-8")]
+    rng = random.Random(0)
+    files = sorted(Path(args.data).glob("*.jsonl"))
+    unrelated: list[tuple[str, str]] = []
+    while len(unrelated) < args.pairs:
+        rows = [json.loads(line)["statement"] for line in rng.choice(files).open(encoding="utf-8")]
+        a, b = rng.sample(rows, 2)
+        if a.strip().lower() != b.strip().lower():
+            unrelated.append((a, b))
+    for name in args.embedder or ["tfidf", "tfidf-char", "tfidf-svd"]:
+        texts = [t for r in rewordings for t in (r["a"], r["b"])] + [t for pair in unrelated for t in pair]
+        x = get_embedder(name).fit(texts)
+        x = x if isinstance(x, np.ndarray) else x.toarray() if x.shape[0] * x.shape[1] < 1e7 else x
+        sims = np.asarray([_cos(x, 2 * i, 2 * i + 1) for i in range(len(texts) // 2)])
+        para, other = sims[: len(rewordings)], sims[len(rewordings) :]
+        chosen = next(t for t in np.arange(0.05, 1.0001, 0.05) if (other >= t).mean() <= 0.002)
+        print(
+            f"{name:12} rewordings: median {np.median(para):.3f}, min {para.min():.3f} | unrelated same-topic: "
+            f"median {np.median(other):.3f}, 99.8th pct {np.quantile(other, 0.998):.3f} | threshold {chosen:.2f}: "
+            f"{(para >= chosen).mean():.0%} of rewordings, {(other >= chosen).mean():.2%} of unrelated "
+            f"| mwe default {default_threshold(name):.2f}"
+        )
+
+
+def _cos(x: object, i: int, j: int) -> float:
+    a, b = x[i], x[j]  # type: ignore[index]
+    return float(a @ b) if isinstance(a, np.ndarray) else float((a @ b.T).toarray()[0, 0])
+
+
+if __name__ == "__main__":
+    main()
