@@ -37,14 +37,18 @@ def _texts(n: int, seed: int) -> list[str]:
 
 @pytest.mark.parametrize("threshold", [0.3, 0.6, 0.8, 0.95])
 @pytest.mark.parametrize("name", ["tfidf", "tfidf-char"])
-def test_prefix_filtered_search_finds_exactly_the_pairs_of_the_full_matrix(name: str, threshold: float) -> None:
+def test_prefix_filtered_search_finds_exactly_the_pairs_of_the_full_matrix(
+    name: str, threshold: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
     x = get_embedder(name).fit(_texts(300, seed=int(threshold * 100)))
     full = (x @ x.T).toarray()
     expected = {(i, j) for i in range(300) for j in range(i + 1, 300) if full[i, j] >= threshold}
-    got = d.sparse_pairs(x, threshold)
     assert expected, "the texts must contain pairs above the threshold for the test to mean anything"
-    assert {(i, j) for i, j, _ in got} == expected and len(got) == len(expected)
-    assert all(abs(sim - full[i, j]) < 1e-5 for i, j, sim in got)
+    for block in (d.BLOCK_ENTRIES, 500):  # one block, then many small ones
+        monkeypatch.setattr(d, "BLOCK_ENTRIES", block)
+        got = d.sparse_pairs(x, threshold)
+        assert {(i, j) for i, j, _ in got} == expected and len(got) == len(expected)
+        assert all(abs(sim - full[i, j]) < 1e-5 for i, j, sim in got)
 
 
 def test_near_pairs_of_nothing_or_one_row() -> None:
@@ -113,14 +117,18 @@ def test_openai_embeddings_are_batched_cached_and_costed(tmp_path: Path, monkeyp
         monkeypatch.setenv("OPENAI_API_KEY", canary)
         monkeypatch.setenv("OPENAI_BASE_URL", server.url + "/v1")
         monkeypatch.setenv("MWE_CACHE_DIR", str(tmp_path / "cache"))
-        ds = mwe.generate(
-            "power-seeking",
-            n=12,
-            model="fake",
-            out=tmp_path / "out",
-            formats=["mcq"],
-            embedder="openai/text-embedding-3-small",
-        )
+
+        def build() -> mwe.Dataset:
+            return mwe.generate(
+                "power-seeking",
+                n=12,
+                model="fake",
+                out=tmp_path / "out",
+                formats=["mcq"],
+                embedder="openai/text-embedding-3-small",
+            )
+
+        ds = build()
         first = server.counts["POST /embeddings"]
         assert len(ds) == 12 and first >= 1
         assert ds.manifest["dedup"]["embedder"] == "openai/text-embedding-3-small"
@@ -128,14 +136,7 @@ def test_openai_embeddings_are_batched_cached_and_costed(tmp_path: Path, monkeyp
         usage = ds.manifest["usage"]["dedup"]
         assert usage["input_tokens"] > 0 and usage["cost_usd"] > 0  # priced at the embedding model's rate
         # the same build again: every text's vector comes from the cache
-        ds2 = mwe.generate(
-            "power-seeking",
-            n=12,
-            model="fake",
-            out=tmp_path / "out",
-            formats=["mcq"],
-            embedder="openai/text-embedding-3-small",
-        )
+        ds2 = build()
         assert server.counts["POST /embeddings"] == first
         assert [i.id for i in ds2] == [i.id for i in ds] and ds2.manifest["usage"]["dedup"]["cache_hits"] > 0
         for path in [*(tmp_path / "cache").rglob("*"), *(tmp_path / "out").rglob("*")]:

@@ -126,13 +126,6 @@ def build(
         version_guard=version_guard,
         embedder=embedder,
     )
-    if embedder is not None:
-        from .embedders import check_name
-
-        try:
-            check_name(embedder)
-        except ValueError as exc:
-            raise UsageError(f"--embedder: {exc}") from None
     if dry_run:
         for _, _, _, spec in specs:
             _print_estimate(estimate(spec, opts))

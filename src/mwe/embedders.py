@@ -177,21 +177,27 @@ def check_name(name: str) -> str:
     raise ValueError(f"unknown embedder {name!r}; known: {', '.join(known_embedders())}")
 
 
-def default_threshold(name: str) -> float:
+def is_api(name: str) -> bool:
+    """True for embedders that call a paid API (their vectors go through the response cache)."""
+    return name.partition("/")[0] in _API_PROVIDERS
+
+
+def _class_of(name: str) -> type[Embedder]:
     check_name(name)
-    head = name.partition("/")[0]
     if name in _LOCAL:
-        return _LOCAL[name].default_threshold
-    return SentenceTransformerEmbedder.default_threshold if head == "sentence-transformers" else 0.9
+        return _LOCAL[name]
+    return ApiEmbedder if is_api(name) else SentenceTransformerEmbedder
+
+
+def default_threshold(name: str) -> float:
+    return _class_of(name).default_threshold
 
 
 def get_embedder(name: str, engine_for: EngineFactory | None = None) -> Embedder:
     """The embedder `name`; API embedders get an engine from `engine_for(label)`."""
-    check_name(name)
-    if name in _LOCAL:
-        return _LOCAL[name](name)
-    if name.startswith("sentence-transformers/"):
-        return SentenceTransformerEmbedder(name)
+    kind = _class_of(name)
+    if kind is not ApiEmbedder:
+        return kind(name)
     if engine_for is None:
         raise UsageError(f"the {name} embedder calls an API and needs the build's engine")
     return ApiEmbedder(name, engine_for(name))

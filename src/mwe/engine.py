@@ -86,7 +86,10 @@ class Engine:
         cacheable: Callable[[T], bool],
         progress: Progress | None,
         batchable: bool = False,
+        save: Callable[[R, T], int] | None = None,
     ) -> list[T]:
+        """`save(request, answer)`, when given, caches a landed answer in its own way (returning
+        the entries written) instead of under the request's key."""
         usage = self.usage.setdefault(stage, StageUsage())
         usage.requests += len(requests)
         keys = [self._key(r) for r in requests]
@@ -125,8 +128,11 @@ class Engine:
                 usage.sent += 1
                 self.guard.settle(reserved, 0.0)
             if self.cache is not None and cacheable(answer):
-                self.cache.put(key, encode(answer))
-                usage.cache_writes += 1
+                if save is not None:
+                    usage.cache_writes += save(requests[pending[key][0]], answer)
+                else:
+                    self.cache.put(key, encode(answer))
+                    usage.cache_writes += 1
             if progress:
                 progress(len(pending[key]))
 
@@ -236,19 +242,28 @@ class Engine:
         )
 
     def embed(self, stage: str, texts: Sequence[str], chunk: int = 128, progress: Progress | None = None) -> Any:
-        """Unit vectors of `texts` (a float32 array), each text's vector cached on its own, so a
-        later round or build pays only for texts it has not embedded before. Misses go out in
-        chunks of `chunk` texts per request, through the cost guard and the retry layer."""
+        """Unit vectors of `texts` (a float32 array), each text's vector cached on its own as its
+        chunk lands, so a later round or build, or a re-run after a kill, pays only for texts it
+        has not embedded before. Misses go out in chunks of `chunk` texts per request, through the
+        cost guard and the retry layer."""
         import numpy as np
 
-        keys = [embed_key(self.provider.name, self.provider.model, t) for t in texts]
+        def key(text: str) -> str:
+            return embed_key(self.provider.name, self.provider.model, text)
+
+        def save(req: EmbedRequest, answer: Completion) -> int:
+            assert self.cache is not None and answer.data is not None
+            for text, vector in zip(req.texts, answer.data["vectors"], strict=True):
+                self.cache.put(key(text), {"vector": vector})
+            return len(req.texts)
+
         vectors: dict[str, list[float]] = {}
-        for key in dict.fromkeys(keys):
-            hit = self.cache.get(key) if self.cache else None
+        for text in dict.fromkeys(texts):
+            hit = self.cache.get(key(text)) if self.cache else None
             if hit is not None:
-                vectors[key] = hit["vector"]
-        missing = list(dict.fromkeys(t for t, k in zip(texts, keys, strict=True) if k not in vectors))
-        self.usage.setdefault(stage, StageUsage()).cache_hits += len(texts) - len(missing)
+                vectors[text] = hit["vector"]
+        self.usage.setdefault(stage, StageUsage()).cache_hits += sum(t in vectors for t in texts)
+        missing = [t for t in dict.fromkeys(texts) if t not in vectors]
         requests = [EmbedRequest(tuple(missing[i : i + chunk])) for i in range(0, len(missing), chunk)]
         answers = self._run(
             stage,
@@ -258,16 +273,13 @@ class Engine:
             Completion.from_json,
             lambda c: not c.error and c.data is not None,
             progress,
+            save=save,
         )
         for req, answer in zip(requests, answers, strict=True):
             if answer.error or answer.data is None:
                 raise ProviderError(f"{self.provider.label}: embeddings failed: {answer.error}")
-            for text, vector in zip(req.texts, answer.data["vectors"], strict=True):
-                key = embed_key(self.provider.name, self.provider.model, text)
-                vectors[key] = vector
-                if self.cache is not None:
-                    self.cache.put(key, {"vector": vector})
-        return np.asarray([vectors[k] for k in keys], dtype=np.float32).reshape(len(texts), -1)
+            vectors.update(zip(req.texts, answer.data["vectors"], strict=True))
+        return np.asarray([vectors[t] for t in texts], dtype=np.float32).reshape(len(texts), -1)
 
     def prompts_hash(self) -> dict[str, str]:
         """Per stage, one SHA-256 over the sorted cache keys of every request asked (a key hashes

@@ -22,7 +22,7 @@ from .balance import assign_order, balance_length_cue, length_cue_tolerance, mat
 from .cache import Cache
 from .card import render_card
 from .costs import CostGuard, price_for
-from .embedders import Embedder, get_embedder
+from .embedders import Embedder, check_name, get_embedder, is_api
 from .engine import Engine
 from .errors import UsageError
 from .filters import apply_rules, dedup, judge, label_check
@@ -72,6 +72,13 @@ class BuildOptions:
     default: a rebuild with the same seed then replays its cached answers and gives the same items)."""
     embedder: str | None = None
     """Overrides the spec's `dedup.embedder` (its threshold then is the embedder's default)."""
+
+    def __post_init__(self) -> None:
+        if self.embedder is not None:
+            try:
+                check_name(self.embedder)
+            except ValueError as exc:
+                raise UsageError(f"--embedder: {exc}") from None
 
     def resolved_n(self, spec: ThreatModel) -> int:
         n = self.n if self.n is not None else spec.defaults.n
@@ -513,8 +520,7 @@ def _build(
         p.check_ready()  # a missing key or extra fails here, before any request
     if gen.is_fake or jud.is_fake:
         reporter.warn("the fake provider writes templated text for tests and demos: this dataset is FAKE")
-    paid_embedder = embedder_name.partition("/")[0] in ("openai", "openai-compatible")
-    own_cache = cache is None and opts.use_cache and (gen.cacheable or jud.cacheable or paid_embedder)
+    own_cache = cache is None and opts.use_cache and (gen.cacheable or jud.cacheable or is_api(embedder_name))
     if own_cache:
         cache = Cache()
     formats = opts.formats or spec.formats

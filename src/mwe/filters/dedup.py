@@ -106,16 +106,23 @@ def sparse_pairs(x: Any, threshold: float) -> list[tuple[int, int, float]]:
     prefix.eliminate_zeros()
     rest = np.sqrt(np.maximum(total - np.bincount(row_of, weights=np.where(in_prefix, sq, 0.0), minlength=n), 0.0))
     xt = x.T.tocsr()
-    per_row = max(1, int(prefix.nnz / max(1, n) * max(1.0, x.nnz / max(1, m))))  # ≈ products per row
-    rows = max(1, BLOCK_ENTRIES // per_row)
+    # a prefix entry of feature f meets every row holding f: blocks are cut so that each
+    # product holds about BLOCK_ENTRIES entries, however common the prefixes' features are
+    per_row = np.bincount(
+        np.repeat(np.arange(n), np.diff(prefix.indptr)), weights=np.diff(xt.indptr)[prefix.indices], minlength=n
+    )
+    ends = np.cumsum(per_row)
     found = []
-    for start in range(0, n, rows):
-        prod = (prefix[start : start + rows] @ xt).tocoo()
+    start = 0
+    while start < n:
+        stop = max(start + 1, int(np.searchsorted(ends, (ends[start - 1] if start else 0) + BLOCK_ENTRIES, "right")))
+        prod = (prefix[start:stop] @ xt).tocoo()
         r = prod.row.astype(np.int64) + start
         c = prod.col.astype(np.int64)
         keep = (c != r) & (prod.data >= threshold - rest[r] - 1e-6)
         r, c = r[keep], c[keep]
         found.append(np.minimum(r, c) * n + np.maximum(r, c))
+        start = stop
     keys, seen = np.unique(np.concatenate(found), return_counts=True)
     both = keys[seen == 2]  # met from both sides' prefixes, as every pair above the threshold is
     pairs: list[tuple[int, int, float]] = []
