@@ -61,10 +61,14 @@ def test_faiss_path_finds_injected_near_duplicates_and_is_used_past_ann_min(monk
     x = rng.standard_normal((4000, 32)).astype(np.float32)
     x[1::2] = x[::2] + 0.05 * rng.standard_normal((2000, 32)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    exact = {(i, j) for i, j, _ in d.self_pairs(x, 0.95)}
+    exact_sims = {(i, j): s for i, j, s in d.self_pairs(x, 0.95)}
+    exact = set(exact_sims)
     assert len(exact) >= 1900
-    approx = {(i, j) for i, j, _ in d.ann_pairs(x, 0.95)}
+    found = d.ann_pairs(x, 0.95)
+    approx = {(i, j) for i, j, _ in found}
+    assert len(approx) == len(found), "each pair once"
     assert approx <= exact and len(approx) / len(exact) >= 0.95
+    assert all(abs(s - exact_sims[i, j]) < 1e-4 for i, j, s in found)
     used: list[str] = []
     monkeypatch.setattr(d, "ANN_MIN", 1000)
     monkeypatch.setattr(d, "ann_pairs", lambda *a: used.append("ann") or [])
