@@ -13,8 +13,10 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -22,7 +24,7 @@ import numpy as np
 from ..errors import MissingDependency, ProviderError
 from .base import ClassifyRequest, Completion, CompletionRequest, OnResult, Provider
 
-__all__ = ["LocalProvider", "model_path"]
+__all__ = ["LocalProvider", "TokenLogprobs", "model_path"]
 
 DEFAULT_MODEL = "gemma-3-270m"
 R = TypeVar("R")
@@ -31,6 +33,38 @@ _INSTALL = "pip install 'mwe[local]'"
 
 
 _log = logging.getLogger("mwe.llama_cpp")
+
+
+@dataclass(frozen=True)
+class TokenLogprobs:
+    """One generated position: the chosen token, its log-probability, and the top alternatives."""
+
+    token: str
+    logprob: float
+    top: list[tuple[str, float]]
+
+
+def _logits(llm: Any) -> Any:
+    """The last evaluated position's next-token logits, read in place from llama.cpp."""
+    import llama_cpp
+
+    return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),))
+
+
+def _next_logits(llm: Any, tokens: list[int]) -> Any:
+    """Logits after `tokens`, evaluating only the part past the prefix the context already holds
+    (requests that share a few-shot block reuse its KV cache)."""
+    cached = llm.input_ids[: llm.n_tokens]
+    common = 0
+    for a, b in zip(cached, tokens, strict=False):
+        if a != b:
+            break
+        common += 1
+    llm.n_tokens = min(common, len(tokens) - 1)  # eval() drops the KV cache past this point
+    llm.eval(tokens[llm.n_tokens :])
+    return _logits(llm)
+
+
 _log_callback: Any = None
 
 
@@ -50,6 +84,43 @@ def _route_llama_logs() -> None:
 
     _log_callback = callback  # keep a reference: C holds only a pointer
     llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+
+
+def _has_amx() -> bool:
+    """Does the CPU advertise Intel AMX? llama.cpp then repacks weights into AMX tile buffers, and
+    on such hosts under a VM (measured: Xeon with amx_int8 under Firecracker, llama-cpp-python
+    0.3.36) its first decode segfaults although the kernel grants the AMX permission."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            return any(line.startswith("flags") and "amx_int8" in line.split() for line in fh)
+    except OSError:
+        return False
+
+
+@contextmanager
+def _plain_weight_buffers(active: bool) -> Iterator[None]:
+    """Load models without llama.cpp's "extra" weight buffer types (AMX and CPU repacking): the
+    Llama constructor has no argument for it, so its default model parameters are wrapped while
+    the contexts are built (under the provider's lock). MWE_LOCAL_EXTRA_BUFFERS=1 keeps them."""
+    if not active or os.environ.get("MWE_LOCAL_EXTRA_BUFFERS") == "1":
+        yield
+        return
+    import llama_cpp.llama
+
+    low: Any = getattr(llama_cpp.llama, "llama_cpp")  # noqa: B009 (the low-level module as Llama sees it)
+    original = low.llama_model_default_params
+
+    def params() -> Any:
+        p = original()
+        if hasattr(p, "use_extra_bufts"):
+            p.use_extra_bufts = False
+        return p
+
+    low.llama_model_default_params = params
+    try:
+        yield
+    finally:
+        low.llama_model_default_params = original
 
 
 def model_path() -> str:
@@ -90,17 +161,18 @@ class LocalProvider(Provider):
                 _route_llama_logs()
                 path = model_path()
                 pool: queue.Queue[Any] = queue.Queue()
-                for _ in range(self.workers):
-                    pool.put(
-                        Llama(
-                            model_path=path,
-                            n_ctx=self.n_ctx,
-                            n_threads=1,
-                            n_threads_batch=1,
-                            n_batch=256,
-                            verbose=False,
+                with _plain_weight_buffers(_has_amx()):
+                    for _ in range(self.workers):
+                        pool.put(
+                            Llama(
+                                model_path=path,
+                                n_ctx=self.n_ctx,
+                                n_threads=1,
+                                n_threads_batch=1,
+                                n_batch=256,
+                                verbose=False,
+                            )
                         )
-                    )
                 self._pool = pool
             return self._pool
 
@@ -150,25 +222,48 @@ class LocalProvider(Provider):
         return self._map(one, requests, on_result)
 
     def classify(self, requests: Sequence[ClassifyRequest], on_result: OnResult | None = None) -> list[list[float]]:
-        import llama_cpp
-
         def one(llm: Any, req: ClassifyRequest) -> list[float]:
-            tokens = llm.tokenize(req.prompt.encode(), add_bos=True, special=False)
-            cached = llm.input_ids[: llm.n_tokens]
-            common = 0
-            for a, b in zip(cached, tokens, strict=False):
-                if a != b:
-                    break
-                common += 1
-            llm.n_tokens = min(common, len(tokens) - 1)  # eval() drops the KV cache past this point
-            llm.eval(tokens[llm.n_tokens :])
-            logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),))
+            logits = _next_logits(llm, llm.tokenize(req.prompt.encode(), add_bos=True, special=False))
             ids = [llm.tokenize(o.encode(), add_bos=False, special=False)[0] for o in req.options]
             chosen = logits[ids].astype(np.float64)
             p = np.exp(chosen - chosen.max())
             return [float(x) for x in p / p.sum()]
 
         return self._map(one, requests, on_result)
+
+    def greedy_logprobs(self, prompt: str, max_tokens: int, top: int = 20) -> tuple[int, list[TokenLogprobs]]:
+        """Decode greedily for up to `max_tokens` tokens, with the log-probabilities of the `top`
+        likeliest tokens at each position (over the whole vocabulary): what an OpenAI-style
+        `top_logprobs` request returns, read from one position's logits at a time, so without
+        `logits_all=True`. Returns (prompt tokens, positions); stops at end of text."""
+
+        def one(llm: Any, _: None) -> tuple[int, list[TokenLogprobs]]:
+            def piece(t: int) -> str:
+                return str(llm.detokenize([int(t)]).decode("utf-8", errors="replace"))
+
+            tokens = llm.tokenize(prompt.encode(), add_bos=True, special=False)
+            logits = _next_logits(llm, tokens)
+            positions: list[TokenLogprobs] = []
+            chosen = -1
+            for step in range(max_tokens):
+                if step:
+                    llm.eval([chosen])
+                    logits = _logits(llm)
+                lp = logits.astype(np.float64)
+                lp -= lp.max()
+                lp -= np.log(np.exp(lp).sum())
+                k = min(top, len(lp))
+                ids = np.argpartition(-lp, k - 1)[:k]
+                ids = ids[np.argsort(-lp[ids])]
+                chosen = int(ids[0])
+                if chosen == llm.token_eos():
+                    break
+                positions.append(
+                    TokenLogprobs(piece(chosen), float(lp[chosen]), [(piece(t), float(lp[t])) for t in ids])
+                )
+            return len(tokens), positions
+
+        return self._map(one, [None], None)[0]
 
     def close(self) -> None:
         with self._lock:
