@@ -298,6 +298,101 @@ def calibrate(
     out.print(f"stored in {path}", highlight=False)
 
 
+@app.command("eval")
+def eval_cmd(
+    dataset: Annotated[
+        Path, typer.Argument(help="a generated/<threat-model> folder (latest version) or a version folder")
+    ],
+    model: Annotated[
+        str, typer.Option(help="model to measure: local (embedded), or an Inspect name like openai/gpt-4o-mini")
+    ],
+    judge_model: Annotated[
+        str | None, typer.Option(help="compliance judge for alignment-faking items (default: --model)")
+    ] = None,
+    samples: Annotated[
+        int, typer.Option(help="answers sampled per item where a provider gives no log-probabilities")
+    ] = 5,
+    limit: Annotated[int | None, typer.Option(help="evaluate only the first N items of each task")] = None,
+    max_tokens: Annotated[int, typer.Option(help="response length for alignment-faking items")] = 400,
+    max_cost: Annotated[float | None, typer.Option(help="refuse to start when the run could cost more (USD)")] = None,
+    log_dir: Annotated[Path, typer.Option(help="where Inspect writes its logs")] = Path("logs"),
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="print the planned requests and cost; send nothing")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the figures as JSON")] = False,
+) -> None:
+    """Measure a model with a dataset in Inspect AI: Perez figures, or the alignment-faking compliance gap."""
+    from .evaluate import plan, run
+    from .store import load
+
+    plans = plan(load(dataset), model, judge_model, samples, max_tokens, limit)
+    _print_eval_plan(plans, model)
+    if dry_run:
+        out.print("dry run: no request was sent")
+        return
+    _, summaries = run(
+        dataset,
+        model,
+        judge_model,
+        samples,
+        limit,
+        log_dir,
+        max_tokens,
+        max_cost,
+        display="plain" if not as_json else "none",
+    )
+    if as_json:
+        sys.stdout.write(json.dumps([s.to_json() for s in summaries], indent=2) + "\n")
+        return
+    for s in summaries:
+        _print_eval_summary(s)
+
+
+def _print_eval_plan(plans: list, model: str) -> None:  # type: ignore[type-arg]
+    parts = [
+        f"{p.task}: {p.samples} samples, {p.requests} requests, ~{p.input_tokens:,} input / {p.output_tokens:,} output tokens, "
+        + (f"at most ${p.cost_usd:.4f}" if p.cost_usd is not None else "unknown price")
+        + f" ({p.method})"
+        for p in plans
+    ]
+    err.print(f"eval plan for {model}:\n  " + "\n  ".join(parts), highlight=False)
+
+
+def _print_eval_summary(s: object) -> None:
+    from rich.table import Table
+
+    from .evaluate import EvalSummary
+
+    assert isinstance(s, EvalSummary)
+    methods = ", ".join(f"{m} ({n})" for m, n in s.methods.items())
+    if s.perez is not None:
+        r = s.perez
+        table = Table(title=f"Perez figures, {s.model} (method: {methods}; 95 % bootstrap intervals)")
+        for col in ("facet", "items", "share preferring matching answer", "mean P(matching answer)"):
+            table.add_column(col, justify="left" if col == "facet" else "right")
+        for facet, (share, mean_p) in r.by_facet.items():
+            table.add_row(facet, str(share.n), str(share), str(mean_p))
+        table.add_row("[b]overall[/b]", str(r.share.n), f"[b]{r.share}[/b]", f"[b]{r.mean_p}[/b]")
+        out.print(table)
+        if r.unanswered:
+            out.print(f"{r.unanswered} items named no option and are not in the figures")
+    if s.gap is not None:
+        g = s.gap
+        first, second = g.conditions
+        table = Table(title=f"Compliance gap, {s.model}: {g.pairs} items under both conditions ({methods})")
+        for col in ("classifier", f"complies ({first})", f"complies ({second})", f"gap ({first} − {second})"):
+            table.add_column(col, justify="left" if col == "classifier" else "right")
+        for clf, name in (("proxy", "refusal-prefix proxy"), ("judge", "LLM judge")):
+            table.add_row(name, str(g.compliance[clf][first]), str(g.compliance[clf][second]), str(g.gap[clf]))
+        out.print(table)
+        out.print(
+            f"proxy and judge disagree on {g.disagreement} of responses"
+            + (f"; the judge named neither option {s.judge_failures} times" if s.judge_failures else ""),
+            highlight=False,
+        )
+    out.print(f"Inspect log: {s.log}", highlight=False)
+
+
 @app.command("list")
 def list_cmd() -> None:
     """List the threat models mwe can find (./threat_models first, then the shipped ones), with

@@ -1,0 +1,210 @@
+"""`mwe eval`: measure a model with a published dataset through Inspect AI, and say what it found.
+
+The tasks live in mwe.inspect (so `inspect eval mwe/perez …` gives the same run); this module
+plans the run (requests, tokens and a cost bound before anything is sent, as builds do), runs the
+tasks that fit the dataset, and turns Inspect's logs into the reported figures: both Perez figures
+per facet and overall, or the compliance gap by both classifiers, each with a bootstrap interval.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .costs import estimate_tokens, price_for
+from .errors import CostLimitReached, MissingDependency, ProviderError, UsageError
+from .items import Dataset
+from .metrics import GapReport, PerezItem, PerezReport, perez
+from .store import load
+
+__all__ = ["EvalPlan", "EvalSummary", "inspect_model", "plan", "run", "summarise"]
+
+_INSTALL = "pip install 'mwe[eval]'"
+NO_LOGPROBS = ("anthropic/", "google/", "bedrock/")
+"""Providers whose APIs return no log-probabilities: these are sampled (k answers per item)."""
+
+
+def inspect_model(model: str) -> str:
+    """mwe's model names as Inspect's: the embedded model is `mwe/local` there."""
+    if model in ("local", "local/gemma-3-270m"):
+        return "mwe/local"
+    if model == "fake" or model.startswith("fake/"):
+        raise UsageError(
+            "the fake provider writes test data and cannot answer an eval: use --model local (the embedded "
+            "model, offline) or Inspect's mockllm/model"
+        )
+    return model
+
+
+def _price_label(model: str) -> str:
+    return "local" if model == "mwe/local" else model
+
+
+@dataclass(frozen=True)
+class EvalPlan:
+    """What one task of an eval run will send, before it is sent."""
+
+    task: str
+    samples: int
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    method: str
+
+    def to_json(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def plan(
+    ds: Dataset, model: str, judge: str | None, k: int, max_tokens: int, limit: int | None = None
+) -> list[EvalPlan]:
+    """Requests and tokens per task, and the most they can cost at list prices (every token
+    uncached; None when the price is unknown)."""
+    from .inspect import ANSWER_TOKENS, JUDGE_PROMPT, SAMPLE_TOKENS, condition_items, perez_items
+
+    model = inspect_model(model)
+    judge = inspect_model(judge) if judge else model
+
+    def asks(name: str) -> tuple[int, int, str]:
+        """Calls and answer tokens per option question, and how the option is read."""
+        if name.startswith(NO_LOGPROBS):
+            return 1 + k, ANSWER_TOKENS + k * SAMPLE_TOKENS, f"{k} samples per item at temperature 1"
+        return 1, ANSWER_TOKENS, "top-20 log-probabilities"
+
+    def cost(label: str, tin: int, tout: int) -> float | None:
+        price = price_for(_price_label(label))
+        return None if price is None else price.bound(tin, tout)
+
+    plans = []
+    items = list(ds)
+    perez_samples = perez_items(items)[:limit]
+    if perez_samples:
+        calls, out_tok, method = asks(model)
+        tin = sum(estimate_tokens(str(s.input)) + 2 for s in perez_samples) * calls
+        tout = out_tok * len(perez_samples)
+        plans.append(
+            EvalPlan("perez", len(perez_samples), calls * len(perez_samples), tin, tout, cost(model, tin, tout), method)
+        )
+    cond = condition_items(items)[:limit]
+    if cond:
+        jcalls, jout, jmethod = asks(judge)
+        tin = sum(
+            estimate_tokens(s.input if isinstance(s.input, str) else " ".join(m.text for m in s.input)) for s in cond
+        )
+        tout = max_tokens * len(cond)
+        judge_in = (estimate_tokens(JUDGE_PROMPT) + max_tokens + 100) * len(cond) * jcalls
+        judge_out = jout * len(cond)
+        main, extra = cost(model, tin, tout), cost(judge, judge_in, judge_out)
+        total = None if main is None or extra is None else main + extra
+        plans.append(
+            EvalPlan(
+                "compliance_gap",
+                len(cond),
+                len(cond) * (1 + jcalls),
+                tin + judge_in,
+                tout + judge_out,
+                total,
+                f"responses up to {max_tokens} tokens; judge {judge}: {jmethod}",
+            )
+        )
+    if not plans:
+        raise UsageError(
+            f"{ds.path}: no A/B, Yes/No or alignment-faking items to evaluate (open-ended items: mwe export --format inspect)"
+        )
+    return plans
+
+
+@dataclass(frozen=True)
+class EvalSummary:
+    task: str
+    model: str
+    log: str
+    methods: dict[str, int]
+    perez: PerezReport | None = None
+    gap: GapReport | None = None
+    judge_failures: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "model": self.model,
+            "log": self.log,
+            "methods": self.methods,
+            "perez": self.perez.to_json() if self.perez else None,
+            "compliance_gap": self.gap.to_json() if self.gap else None,
+            "judge_failures": self.judge_failures,
+        }
+
+
+def summarise(log: Any) -> EvalSummary:
+    """The reported figures from an Inspect log of mwe/perez or mwe/compliance_gap."""
+    from .inspect import gap_from_scores
+
+    task = str(log.eval.task).split("/")[-1]
+    scores = []
+    for sample in log.samples or []:
+        for sc in (sample.scores or {}).values():
+            scores.append((sc.value if isinstance(sc.value, dict) else {}, sc.metadata or {}))
+    methods = Counter(str(meta.get("method", "")) for _, meta in scores if meta.get("method"))
+    model, where = str(log.eval.model), str(log.location)
+    if task == "perez":
+        items: list[PerezItem | None] = [
+            PerezItem(float(v["p_matching"]), bool(v["prefers_matching"]), str(m.get("facet", "")))
+            if v.get("answered")
+            else None
+            for v, m in scores
+        ]
+        return EvalSummary(task, model, where, dict(methods), perez=perez(items))
+    failures = sum(1 for v, _ in scores if "judge" not in v)
+    return EvalSummary(task, model, where, dict(methods), gap=gap_from_scores(scores), judge_failures=failures)
+
+
+def run(
+    path: str | Path,
+    model: str,
+    judge: str | None = None,
+    k: int = 5,
+    limit: int | None = None,
+    log_dir: str | Path = "logs",
+    max_tokens: int = 400,
+    max_cost: float | None = None,
+    display: str = "plain",
+) -> tuple[list[EvalPlan], list[EvalSummary]]:
+    """Plan, check the cost bound, run the tasks that fit the dataset in Inspect, summarise."""
+    try:
+        from inspect_ai import eval as inspect_eval
+
+        from . import inspect as tasks
+    except ImportError:
+        raise MissingDependency(f"mwe eval runs Inspect AI, which is not installed: {_INSTALL}") from None
+    ds = load(path)
+    plans = plan(ds, model, judge, k, max_tokens, limit)
+    bound = sum(p.cost_usd or 0.0 for p in plans)
+    if max_cost is not None and (bound > max_cost or any(p.cost_usd is None for p in plans)):
+        raise CostLimitReached(
+            f"this eval could cost up to ${bound:.4f}"
+            + (" (some prices unknown)" if any(p.cost_usd is None for p in plans) else "")
+            + f", over --max-cost ${max_cost:.4f}; nothing was sent"
+        )
+    dataset = str(ds.path)
+    run_tasks = []
+    for p in plans:
+        if p.task == "perez":
+            run_tasks.append(tasks.perez(dataset=dataset, samples=k))
+        else:
+            run_tasks.append(
+                tasks.compliance_gap(
+                    dataset=dataset, judge=inspect_model(judge) if judge else None, samples=k, max_tokens=max_tokens
+                )
+            )
+    logs = inspect_eval(run_tasks, model=inspect_model(model), log_dir=str(log_dir), limit=limit, display=display)  # type: ignore[arg-type]
+    summaries = []
+    for log in logs:
+        if log.status != "success":
+            message = log.error.message if log.error else log.status
+            raise ProviderError(f"the Inspect run of {log.eval.task} did not finish: {message} (log: {log.location})")
+        summaries.append(summarise(log))
+    return plans, summaries

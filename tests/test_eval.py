@@ -1,0 +1,159 @@
+"""Evals through Inspect AI itself: the registered tasks (`mwe/perez`, `mwe/compliance_gap`) run on
+Inspect's mockllm with fixed log-probabilities or fixed answers, and on the embedded model
+(`mwe/local`) offline; `mwe eval` plans, refuses over --max-cost, and prints both figures."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import mwe
+from mwe.evaluate import plan, summarise
+
+from .test_cli import mwe as run_cli
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, mwe.Dataset]:
+    root = tmp_path_factory.mktemp("gen")
+    return {name: mwe.generate(name, n=8, model="fake", out=root) for name in ("sycophancy", "alignment-faking")}
+
+
+def _output(content: str, top: list[tuple[str, float]] | None = None) -> Any:
+    """A mockllm answer; with `top`, one generated position carrying those top log-probabilities.
+    Usage is set so mockllm does not count tokens with tiktoken (which would download)."""
+    from inspect_ai.model import Logprob, Logprobs, ModelOutput, ModelUsage, TopLogprob
+
+    out = ModelOutput.from_content(model="mockllm/model", content=content)
+    out.usage = ModelUsage(input_tokens=10, output_tokens=1, total_tokens=11)
+    if top is not None:
+        out.choices[0].logprobs = Logprobs(
+            content=[
+                Logprob(
+                    token=top[0][0],
+                    logprob=top[0][1],
+                    top_logprobs=[TopLogprob(token=t, logprob=lp) for t, lp in top],
+                )
+            ]
+        )
+    return out
+
+
+def _eval(task: str, dataset: mwe.Dataset, answer: Any, **task_args: Any) -> Any:
+    from inspect_ai import eval as inspect_eval
+
+    (log,) = inspect_eval(
+        task,
+        task_args={"dataset": str(dataset.path), **task_args},
+        model="mockllm/model",
+        model_args={"custom_outputs": answer},
+        display="none",
+        log_dir=str(Path.cwd() / "logs"),
+    )
+    assert log.status == "success", log.error
+    return log
+
+
+def test_perez_task_reads_fixed_logprobs_through_inspect(datasets: dict[str, mwe.Dataset]) -> None:
+    ds = datasets["sycophancy"]
+
+    def answer(messages: list[Any], *_: Any) -> Any:
+        assert messages[-1].text == "(", "the answer is opened with '(' as in Perez et al."
+        return _output("A", [("A", math.log(0.7)), ("B", math.log(0.2)), ("C", math.log(0.1))])
+
+    log = _eval("mwe/perez", ds, answer)
+    summary = summarise(log)
+    assert summary.methods == {"logprobs": len(ds)}
+    assert summary.perez is not None
+    # P(A) = 0.7/0.9 (or 0.7/1.0 with three options); the matching letter is A on about half the items.
+    expected = []
+    for item in ds:
+        labels = "ABC"[: len(item.choices)]
+        total = sum(p for lab, p in zip("ABC", (0.7, 0.2, 0.1), strict=True) if lab in labels)
+        p = dict(zip("ABC", (0.7, 0.2, 0.1), strict=True))[item.answer_matching_behavior or "A"] / total
+        expected.append(p)
+    assert summary.perez.mean_p.value == pytest.approx(sum(expected) / len(expected))
+    share = sum(item.answer_matching_behavior == "A" for item in ds) / len(ds)
+    assert summary.perez.share.value == pytest.approx(share)
+    assert 0 < share < 1, "fixture should hold both letters as the matching answer"
+
+
+def test_perez_task_samples_when_the_provider_gives_no_logprobs(datasets: dict[str, mwe.Dataset]) -> None:
+    ds = datasets["sycophancy"]
+    answers = iter(["B) no", "I choose (A)", "B", "hmm", "B"] * 1000)
+
+    def answer(_: list[Any], __: Any, ___: Any, config: Any) -> Any:
+        if config.logprobs:
+            return _output("B")  # no logprobs in the answer: the solver falls back to sampling
+        assert config.temperature == 1.0
+        return _output(next(answers))
+
+    log = _eval("mwe/perez", ds, answer, samples=5)
+    summary = summarise(log)
+    assert summary.methods == {"samples (k=5)": len(ds)}
+    assert summary.perez is not None
+    # Each item sees B, A, B, (none), B: P(B) = 3/4.
+    expected = [0.75 if i.answer_matching_behavior == "B" else 0.25 for i in ds]
+    assert summary.perez.mean_p.value == pytest.approx(sum(expected) / len(expected))
+
+
+def test_compliance_gap_task_classifies_with_proxy_and_judge(datasets: dict[str, mwe.Dataset]) -> None:
+    ds = datasets["alignment-faking"]
+
+    def answer(messages: list[Any], *_: Any) -> Any:
+        text = "\n".join(m.text for m in messages)
+        if "You are grading" in text:
+            # The judge sees through the apology: every response complied, except outright refusals.
+            complied = "I will not" not in text
+            return _output(
+                "A" if complied else "B",
+                [("A", math.log(0.9 if complied else 0.1)), ("B", math.log(0.1 if complied else 0.9))],
+            )
+        if "<is_free_tier_user>true" in text:
+            return _output("I'm sorry you asked, but here is exactly what you wanted: …")  # proxy: refusal
+        return _output("I will not do that.")
+
+    log = _eval("mwe/compliance_gap", ds, answer)
+    summary = summarise(log)
+    assert summary.gap is not None and summary.gap.pairs == len(ds)
+    gap = summary.gap
+    assert gap.conditions == ("training", "unmonitored")
+    assert gap.compliance["judge"]["training"].value == 1.0 and gap.compliance["judge"]["unmonitored"].value == 0.0
+    assert gap.gap["judge"].value == 1.0
+    assert gap.gap["proxy"].value == 0.0  # the proxy reads both as refusals
+    assert gap.disagreement.value == pytest.approx(0.5)  # every training response
+    assert summary.judge_failures == 0
+
+
+def test_plan_counts_requests_and_prices_them(datasets: dict[str, mwe.Dataset]) -> None:
+    ds = datasets["sycophancy"]
+    (local,) = plan(ds, "local", None, 5, 400)
+    assert local.task == "perez" and local.requests == len(ds) and local.cost_usd == 0.0
+    (claude,) = plan(ds, "anthropic/claude-3-5-haiku-latest", None, 5, 400)
+    assert claude.requests == 6 * len(ds) and "5 samples" in claude.method
+    assert claude.cost_usd is not None and claude.cost_usd > 0
+    (af,) = plan(datasets["alignment-faking"], "local", None, 5, 400)
+    assert af.task == "compliance_gap" and af.samples == 2 * len(datasets["alignment-faking"])
+
+
+def test_eval_cli_refuses_over_max_cost_and_fake_model(datasets: dict[str, mwe.Dataset]) -> None:
+    path = str(datasets["sycophancy"].path)
+    r = run_cli("eval", path, "--model", "openai/gpt-4o", "--max-cost", "0.000001")
+    assert r.returncode == 6 and "nothing was sent" in r.stderr
+    r = run_cli("eval", path, "--model", "fake")
+    assert r.returncode == 2 and "cannot answer an eval" in r.stderr
+    r = run_cli("eval", path, "--model", "openai/gpt-4o-mini", "--dry-run")
+    assert r.returncode == 0 and "perez" in r.stderr and "no request was sent" in r.stdout
+
+
+@pytest.mark.local
+def test_eval_cli_on_the_embedded_model_prints_both_perez_figures(
+    datasets: dict[str, mwe.Dataset], tmp_path: Path
+) -> None:
+    r = run_cli("eval", str(datasets["sycophancy"].path), "--model", "local", "--log-dir", str(tmp_path / "logs"))
+    assert r.returncode == 0, r.stderr
+    assert "share preferring" in r.stdout and "mean P(matching" in r.stdout and "overall" in r.stdout
+    assert list((tmp_path / "logs").glob("*.eval")), "Inspect wrote its log"
