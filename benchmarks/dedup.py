@@ -11,7 +11,8 @@ about 0.3. Each measurement runs in its own process so its peak RSS is its own:
   collects the pairs, and multiplies a block only by the rows from its own start on (each pair
   is computed once), so it can be faster than the floor.
 
-Printed: both times and their ratio (goal ≤ 1.2), mwe's peak RSS against the embeddings' size
+Printed: both times and their ratio (goal ≤ 1.2), mwe's peak RSS and how much of it the
+interpreter and imports held before any data existed, the rest against the embeddings' size
 (goal ≤ 2× the embeddings plus one block), and injected pairs found (goal: all).
 
     python benchmarks/dedup.py [--n 100000] [--dim 384] [--pairs 500] [--block 256]
@@ -47,21 +48,38 @@ def data(n: int, dim: int, pairs: int) -> tuple[Any, set[tuple[int, int]]]:
     return x, injected
 
 
+def _rss_now_mb() -> float:
+    """Resident memory now (not the peak), from /proc: what the interpreter and imports hold."""
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
+
+
 def child(mode: str, n: int, dim: int, pairs: int, block: int, threshold: float) -> None:
+    if mode == "mwe":
+        sys.path.insert(0, str(ROOT / "src"))
+        from mwe.filters.dedup import self_pairs
+    baseline = _rss_now_mb()  # before any data: Python, numpy, and for mwe its imports
     x, injected = data(n, dim, pairs)
     start = time.perf_counter()
     found: set[tuple[int, int]] = set()
     if mode == "numpy":
         for i in range(0, n, block):
-            _ = x[i : i + block] @ x.T
+            x[i : i + block] @ x.T  # thrown away at once: one block alive at a time
     else:
-        sys.path.insert(0, str(ROOT / "src"))
-        from mwe.filters.dedup import self_pairs
-
         found = {(i, j) for i, j, _ in self_pairs(x, threshold, block)}
     seconds = time.perf_counter() - start
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "rss_mb": rss_mb, "found": len(found & injected), "pairs": len(found)}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "rss_mb": rss_mb,
+                "baseline_mb": baseline,
+                "found": len(found & injected),
+                "pairs": len(found),
+            }
+        )
+    )
 
 
 def measure(mode: str, args: argparse.Namespace) -> dict[str, float]:
@@ -93,12 +111,14 @@ def main() -> int:
     ratio = ours["seconds"] / base["seconds"]
     print(f"time ratio mwe / numpy: {ratio:.2f} (goal <= 1.2)")
     limit = 2 * emb_mb + block_mb
+    used = ours["rss_mb"] - ours["baseline_mb"]
     print(
-        f"peak RSS {ours['rss_mb']:.0f} MB vs embeddings {emb_mb:.0f} MB: {ours['rss_mb'] / emb_mb:.2f}x; "
+        f"peak RSS {ours['rss_mb']:.0f} MB, of which {ours['baseline_mb']:.0f} MB is the interpreter and imports "
+        f"before any data; the search's data {used:.0f} MB vs embeddings {emb_mb:.0f} MB: {used / emb_mb:.2f}x; "
         f"goal <= 2x embeddings + one block = {limit:.0f} MB"
     )
     print(f"injected pairs found: {ours['found']} of {args.pairs}; pairs above threshold in all: {ours['pairs']}")
-    ok = ratio <= 1.2 and ours["rss_mb"] <= limit and ours["found"] == args.pairs
+    ok = ratio <= 1.2 and used <= limit and ours["found"] == args.pairs
     return 0 if ok else 1
 
 

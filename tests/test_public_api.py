@@ -33,6 +33,9 @@ def test_public_namespace_is_small_and_matches_all() -> None:
         "diff",
         "export",
         "report",
+        "metrics",
+        "inspect",
+        "evaluate",
     }
     assert public - exported <= modules
     assert len(mwe.__all__) <= 25

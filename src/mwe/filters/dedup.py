@@ -52,6 +52,7 @@ def close_pairs(x: Any, y: Any, threshold: float) -> list[tuple[int, int, float]
         block = x[start : start + rows] @ y.T
         r, c = np.nonzero(block >= threshold)
         pairs += zip((r + start).tolist(), c.tolist(), block[r, c].tolist(), strict=True)
+        del block  # one block alive at a time
     return pairs
 
 
@@ -176,6 +177,7 @@ def ann_pairs(x: Any, threshold: float, probes: int = 8) -> list[tuple[int, int,
             keep = a != b
             codes.append(np.minimum(a, b)[keep] * n + np.maximum(a, b)[keep])
             sims_found.append(sims[r, c][keep])
+            del sims
     if not codes:
         return []
     code, first = np.unique(np.concatenate(codes), return_index=True)
@@ -210,6 +212,7 @@ def self_pairs(x: Any, threshold: float, block_rows: int | None = None) -> list[
             keep = c > r  # the block against itself: each pair once, never an item with itself
             r, c = r[keep], c[keep]
             pairs += zip((r + start).tolist(), (c + start).tolist(), sims[r, c].tolist(), strict=True)
+        del sims  # before the next product is allocated, or two blocks are alive at its peak
     return pairs
 
 
