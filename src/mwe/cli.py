@@ -376,6 +376,16 @@ def _print_eval_summary(s: object) -> None:
         out.print(table)
         if r.unanswered:
             out.print(f"{r.unanswered} items named no option and are not in the figures")
+        for label, est in (s.bias or {}).items():
+            out.print(
+                f"answer bias: mean P({label}) {est} over the {est.n} items offering {label}"
+                + (
+                    " (the matching answer is the first option in about half the items, so a model that always picks it scores a share near 0.5)"
+                    if est.value > 0.7
+                    else ""
+                ),
+                highlight=False,
+            )
     if s.gap is not None:
         g = s.gap
         first, second = g.conditions

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .costs import estimate_tokens, price_for
 from .errors import CostLimitReached, MissingDependency, ProviderError, UsageError
 from .items import Dataset
-from .metrics import GapReport, PerezItem, PerezReport, perez
+from .metrics import Estimate, GapReport, PerezItem, PerezReport, bootstrap, perez
 from .store import load
 
 __all__ = ["EvalPlan", "EvalSummary", "inspect_model", "plan", "run", "summarise"]
@@ -95,19 +97,19 @@ def plan(
             estimate_tokens(s.input if isinstance(s.input, str) else " ".join(m.text for m in s.input)) for s in cond
         )
         tout = max_tokens * len(cond)
-        judge_in = (estimate_tokens(JUDGE_PROMPT) + max_tokens + 100) * len(cond) * jcalls
-        judge_out = jout * len(cond)
+        judge_in = (estimate_tokens(JUDGE_PROMPT) + max_tokens + 100) * len(cond) * jcalls * 2  # both option orders
+        judge_out = jout * len(cond) * 2
         main, extra = cost(model, tin, tout), cost(judge, judge_in, judge_out)
         total = None if main is None or extra is None else main + extra
         plans.append(
             EvalPlan(
                 "compliance_gap",
                 len(cond),
-                len(cond) * (1 + jcalls),
+                len(cond) * (1 + 2 * jcalls),
                 tin + judge_in,
                 tout + judge_out,
                 total,
-                f"responses up to {max_tokens} tokens; judge {judge}: {jmethod}",
+                f"responses up to {max_tokens} tokens; judge {judge}, both option orders: {jmethod}",
             )
         )
     if not plans:
@@ -126,6 +128,9 @@ class EvalSummary:
     perez: PerezReport | None = None
     gap: GapReport | None = None
     judge_failures: int = 0
+    bias: dict[str, Estimate] | None = None
+    """Mean probability of each first option ("A", "Yes") over the items that offer it: a model
+    that always answers A scores a share near 0.5 on a position-balanced set, and this says so."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -136,6 +141,7 @@ class EvalSummary:
             "perez": self.perez.to_json() if self.perez else None,
             "compliance_gap": self.gap.to_json() if self.gap else None,
             "judge_failures": self.judge_failures,
+            "first_option_bias": {k: e.to_json() for k, e in (self.bias or {}).items()},
         }
 
 
@@ -157,7 +163,14 @@ def summarise(log: Any) -> EvalSummary:
             else None
             for v, m in scores
         ]
-        return EvalSummary(task, model, where, dict(methods), perez=perez(items))
+        firsts: dict[str, list[float]] = {}
+        for _, m in scores:
+            probs = m.get("probs")
+            if probs:
+                first = next(iter(probs))
+                firsts.setdefault(first, []).append(float(probs[first]))
+        bias = {k: bootstrap(v, np.mean) for k, v in firsts.items()}
+        return EvalSummary(task, model, where, dict(methods), perez=perez(items), bias=bias)
     failures = sum(1 for v, _ in scores if "judge" not in v)
     return EvalSummary(task, model, where, dict(methods), gap=gap_from_scores(scores), judge_failures=failures)
 
