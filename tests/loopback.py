@@ -112,6 +112,9 @@ class Loopback:
         """Score 10 whenever an item asks for it, as a judge that obeys injected text would."""
         self.wrong_labels = False
         """Label judge picks a non-matching option."""
+        self.top_logprobs: list[tuple[str, float]] | None = None
+        """Chat completions that ask for logprobs answer the first of these tokens, with all of
+        them as its top log-probabilities (OpenAI's wire format), as an eval's subject would."""
         self.rpm = rpm
         self.tpm = tpm
         self._req_bucket = _Bucket(rpm, burst_s) if rpm else None
@@ -403,6 +406,8 @@ class Loopback:
     def _answer(self, route: str, body: dict[str, Any], fault: str | None) -> dict[str, Any]:
         if route == "/embeddings":
             return _embeddings(body)
+        if route == "/chat/completions" and body.get("logprobs") and self.top_logprobs:
+            return self._logprobs_answer(body)
         payload = self._payload(body, fault)
         out_text = payload if isinstance(payload, str) else json.dumps(payload)
         with self._lock:
@@ -453,6 +458,32 @@ class Loopback:
                 "completion_tokens": _tokens(out_text),
                 "total_tokens": prompt + _tokens(out_text),
             },
+        }
+
+    def _logprobs_answer(self, body: dict[str, Any]) -> dict[str, Any]:
+        assert self.top_logprobs is not None
+        token, logprob = self.top_logprobs[0]
+        k = int(body.get("top_logprobs") or 0)
+
+        def entry(t: str, lp: float) -> dict[str, Any]:
+            return {"token": t, "logprob": lp, "bytes": list(t.encode())}
+
+        content = [{**entry(token, logprob), "top_logprobs": [entry(t, lp) for t, lp in self.top_logprobs[:k]]}]
+        prompt = _tokens(json.dumps(body.get("messages", [])))
+        return {
+            "id": "chatcmpl-" + uuid.uuid4().hex[:12],
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "loopback"),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": token},
+                    "finish_reason": "stop",
+                    "logprobs": {"content": content, "refusal": None},
+                }
+            ],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": 1, "total_tokens": prompt + 1},
         }
 
     # --- batches ---------------------------------------------------------------------------

@@ -149,6 +149,41 @@ def test_a_judge_that_always_answers_a_is_not_read_as_complying(datasets: dict[s
     assert summary.gap.disagreement.value == 1.0
 
 
+def test_perez_over_http_reads_openai_top_logprobs_and_keeps_the_key_out_of_the_log(
+    datasets: dict[str, mwe.Dataset], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mwe's OpenAI model for Inspect, through the openai SDK, against the loopback server."""
+    from inspect_ai import eval as inspect_eval
+
+    from .loopback import Loopback
+
+    ds = datasets["sycophancy"]
+    key = "sk-canary-eval-0123456789"
+    with Loopback(key=key) as server:
+        server.top_logprobs = [("B", math.log(0.6)), ("A", math.log(0.3)), (" (", math.log(0.1))]
+        monkeypatch.setenv("OPENAI_API_KEY", key)
+        monkeypatch.setenv("OPENAI_BASE_URL", server.url + "/v1")
+        (log,) = inspect_eval(
+            "mwe/perez",
+            task_args={"dataset": str(ds.path)},
+            model="mwe/openai/gpt-4o-mini",
+            display="none",
+            log_dir=str(Path.cwd() / "logs"),
+        )
+        sent = list(server.log)
+    assert log.status == "success", log.error
+    assert len(sent) == len(ds) and all(b["logprobs"] is True and b["top_logprobs"] == 20 for b in sent)
+    summary = summarise(log)
+    assert summary.methods == {"logprobs": len(ds)}
+    # Options are read from the answer position's top tokens: A 0.3, B 0.6 (" (" names none), so
+    # P(B) = 2/3 and P(A) = 1/3 whatever the number of options; any further option gets 0.
+    expected = [{"A": 1 / 3, "B": 2 / 3}.get(i.answer_matching_behavior or "", 0.0) for i in ds]
+    assert summary.perez is not None
+    assert summary.perez.mean_p.value == pytest.approx(sum(expected) / len(expected))
+    for path in Path("logs").iterdir():
+        assert key not in path.read_bytes().decode("latin-1")
+
+
 def test_plan_counts_requests_and_prices_them(datasets: dict[str, mwe.Dataset]) -> None:
     ds = datasets["sycophancy"]
     (local,) = plan(ds, "local", None, 5, 400)

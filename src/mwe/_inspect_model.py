@@ -1,9 +1,16 @@
-"""The embedded model (Gemma 3 270M through llama.cpp) as an Inspect model: `--model mwe/local`.
+"""mwe's models as Inspect models: `--model mwe/local`, `mwe/openai/<model>`, `mwe/openai-compatible/<name>`.
 
-It is a *base* model, so chat messages are rendered as the Perez-style dialogue it continues
-("Human: … / Assistant: …"); a trailing assistant message is a prefill that the completion
-continues. With `logprobs` set it decodes greedily and returns the top log-probabilities at
-each position (llama.cpp logits, full vocabulary), as OpenAI does; otherwise it samples.
+- `mwe/local`, the embedded Gemma 3 270M through llama.cpp. It is a *base* model, so chat
+  messages are rendered as the Perez-style dialogue it continues ("Human: … / Assistant: …"); a
+  trailing assistant message is a prefill that the completion continues. With `logprobs` set it
+  decodes greedily and returns the top log-probabilities at each position (llama.cpp logits,
+  full vocabulary), as OpenAI does; otherwise it samples.
+- `mwe/openai/…` and `mwe/openai-compatible/…`: chat completions through the openai SDK client
+  that mwe's own OpenAI providers build (same key variables, base-URL rules and secret
+  redaction). Inspect's own `openai/…` provider needs openai >= 3.4, which instructor's jiter
+  pin rules out in an environment with mwe; this one works with the openai that is installed.
+  Retries are Inspect's (the client's own are off), so there is one retry layer.
+
 Imported only when Inspect resolves a `mwe/…` model (see mwe.inspect).
 """
 
@@ -31,10 +38,10 @@ from inspect_ai.tool import ToolChoice, ToolInfo
 
 from .costs import estimate_tokens
 from .errors import UsageError
-from .providers.base import CompletionRequest
+from .providers.base import CompletionRequest, ProviderSettings, get_provider
 from .providers.local import LocalProvider
 
-__all__ = ["EmbeddedModel", "render"]
+__all__ = ["MweModel", "render"]
 
 STOP = ("\n\nHuman:", "\nHuman:")
 
@@ -58,35 +65,110 @@ def render(messages: list[ChatMessage]) -> str:
     return prompt
 
 
-class EmbeddedModel(ModelAPI):
+class MweModel(ModelAPI):
     def __init__(
         self,
         model_name: str,
         base_url: str | None = None,
         api_key: str | None = None,
         config: GenerateConfig = GenerateConfig(),  # noqa: B008 (Inspect's signature)
+        api_key_env: str | None = None,
         **model_args: Any,
     ) -> None:
-        super().__init__(model_name, base_url, api_key, [], config)
-        if model_name != "local":
-            raise UsageError(f"mwe/{model_name}: the only mwe model for Inspect is mwe/local (the embedded model)")
-        self._provider = LocalProvider()
+        super().__init__(model_name, base_url, None, [], config)
         self._seeds = itertools.count(1)  # samples differ unless the config fixes a seed
+        self._local: LocalProvider | None = None
+        self._api: Any = None
+        if model_name == "local":
+            self._local = LocalProvider()
+        elif model_name.split("/", 1)[0] in ("openai", "openai-compatible"):
+            # the provider reads the key from the environment (api_key_env or its default variable)
+            self._api = get_provider(model_name, ProviderSettings(base_url=base_url, api_key_env=api_key_env))
+            self._api.check_ready()  # a missing key or base URL stops here, before any sample runs
+        else:
+            raise UsageError(
+                f"mwe/{model_name}: mwe's Inspect models are mwe/local, mwe/openai/<model> and "
+                "mwe/openai-compatible/<name>; use Inspect's own names for other providers"
+            )
 
     def max_connections(self) -> int:
-        return self._provider.workers
+        return self._local.workers if self._local else 8
 
     async def count_text_tokens(self, text: str) -> int:
         return estimate_tokens(text)
 
+    def should_retry(self, ex: Exception) -> bool:
+        import openai
+
+        if isinstance(ex, openai.APIStatusError):
+            return ex.status_code == 429 or ex.status_code >= 500
+        return isinstance(ex, (openai.APIConnectionError, openai.APITimeoutError))
+
     async def generate(
         self, input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice, config: GenerateConfig
     ) -> ModelOutput:
+        if self._api is not None:
+            return await self._chat(input, config)
+        return await self._embedded(input, config)
+
+    async def _chat(self, input: list[ChatMessage], config: GenerateConfig) -> ModelOutput:
+        roles = {ChatMessageSystem: "system", ChatMessageUser: "user", ChatMessageAssistant: "assistant"}
+        messages = [{"role": roles.get(type(m), "user"), "content": m.text} for m in input]
+        args: dict[str, Any] = {"model": self._api.model, "messages": messages}
+        if config.max_tokens:
+            args[self._api.token_param] = config.max_tokens
+        if config.temperature is not None:
+            args["temperature"] = config.temperature
+        if config.seed is not None:
+            args["seed"] = config.seed
+        if config.logprobs:
+            args["logprobs"] = True
+            args["top_logprobs"] = config.top_logprobs or 1
+        resp = await self._api.client().chat.completions.create(**args)
+        choice = resp.choices[0]
+        logprobs = None
+        if choice.logprobs is not None and choice.logprobs.content:
+            logprobs = Logprobs(
+                content=[
+                    Logprob(
+                        token=lp.token,
+                        logprob=lp.logprob,
+                        top_logprobs=[TopLogprob(token=t.token, logprob=t.logprob) for t in (lp.top_logprobs or [])],
+                    )
+                    for lp in choice.logprobs.content
+                ]
+            )
+        usage = resp.usage
+        return self._output(
+            choice.message.content or "",
+            logprobs,
+            usage.prompt_tokens if usage else 0,
+            usage.completion_tokens if usage else 0,
+            f"mwe/{self.model_name}",
+        )
+
+    @staticmethod
+    def _output(text: str, logprobs: Logprobs | None, tin: int, tout: int, model: str) -> ModelOutput:
+        return ModelOutput(
+            model=model,
+            choices=[
+                ChatCompletionChoice(
+                    message=ChatMessageAssistant(content=text.strip(), model=model, source="generate"),
+                    stop_reason="stop",
+                    logprobs=logprobs,
+                )
+            ],
+            usage=ModelUsage(input_tokens=tin, output_tokens=tout, total_tokens=tin + tout),
+        )
+
+    async def _embedded(self, input: list[ChatMessage], config: GenerateConfig) -> ModelOutput:
+        assert self._local is not None
         prompt = render(input)
         max_tokens = config.max_tokens or 256
+        logprobs = None
         if config.logprobs:
             n_prompt, positions = await asyncio.to_thread(
-                self._provider.greedy_logprobs, prompt, max_tokens, config.top_logprobs or 1
+                self._local.greedy_logprobs, prompt, max_tokens, config.top_logprobs or 1
             )
             text = "".join(p.token for p in positions)
             logprobs = Logprobs(
@@ -99,9 +181,7 @@ class EmbeddedModel(ModelAPI):
                     for p in positions
                 ]
             )
-            usage = ModelUsage(
-                input_tokens=n_prompt, output_tokens=len(positions), total_tokens=n_prompt + len(positions)
-            )
+            tin, tout = n_prompt, len(positions)
         else:
             temperature = 0.8 if config.temperature is None else config.temperature
             req = CompletionRequest(
@@ -111,23 +191,8 @@ class EmbeddedModel(ModelAPI):
                 stop=STOP,
                 seed=config.seed if config.seed is not None else next(self._seeds),
             )
-            done = (await asyncio.to_thread(self._provider.complete, [req]))[0]
-            text, logprobs = done.text, None
-            usage = ModelUsage(
-                input_tokens=done.input_tokens,
-                output_tokens=done.output_tokens,
-                total_tokens=done.input_tokens + done.output_tokens,
-            )
+            done = (await asyncio.to_thread(self._local.complete, [req]))[0]
+            text, tin, tout = done.text, done.input_tokens, done.output_tokens
         for stop in STOP:
             text = text.split(stop)[0]
-        return ModelOutput(
-            model="mwe/local",
-            choices=[
-                ChatCompletionChoice(
-                    message=ChatMessageAssistant(content=text.strip(), model="mwe/local", source="generate"),
-                    stop_reason="stop",
-                    logprobs=logprobs,
-                )
-            ],
-            usage=usage,
-        )
+        return self._output(text, logprobs, tin, tout, "mwe/local")

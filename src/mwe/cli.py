@@ -316,6 +316,8 @@ def eval_cmd(
     max_tokens: Annotated[int, typer.Option(help="response length for alignment-faking items")] = 400,
     max_cost: Annotated[float | None, typer.Option(help="refuse to start when the run could cost more (USD)")] = None,
     log_dir: Annotated[Path, typer.Option(help="where Inspect writes its logs")] = Path("logs"),
+    base_url: Annotated[str | None, typer.Option(help="as for build (openai-compatible servers)")] = None,
+    api_key_env: Annotated[str | None, typer.Option(help="as for build")] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="print the planned requests and cost; send nothing")
     ] = False,
@@ -339,7 +341,9 @@ def eval_cmd(
         log_dir,
         max_tokens,
         max_cost,
-        display="plain" if not as_json else "none",
+        display="none" if as_json else "plain",
+        base_url=base_url,
+        api_key_env=api_key_env,
     )
     if as_json:
         sys.stdout.write(json.dumps([s.to_json() for s in summaries], indent=2) + "\n")

@@ -29,9 +29,12 @@ NO_LOGPROBS = ("anthropic/", "google/", "bedrock/")
 
 
 def inspect_model(model: str) -> str:
-    """mwe's model names as Inspect's: the embedded model is `mwe/local` there."""
+    """mwe's model names as Inspect's: the embedded model is `mwe/local` there, and OpenAI and
+    OpenAI-compatible models go through mwe's client (`mwe/openai/…`; see mwe._inspect_model)."""
     if model in ("local", "local/gemma-3-270m"):
         return "mwe/local"
+    if model.startswith(("openai/", "openai-compatible/")):
+        return f"mwe/{model}"
     if model == "fake" or model.startswith("fake/"):
         raise UsageError(
             "the fake provider writes test data and cannot answer an eval: use --model local (the embedded "
@@ -41,7 +44,7 @@ def inspect_model(model: str) -> str:
 
 
 def _price_label(model: str) -> str:
-    return "local" if model == "mwe/local" else model
+    return model.removeprefix("mwe/")
 
 
 @dataclass(frozen=True)
@@ -185,6 +188,8 @@ def run(
     max_tokens: int = 400,
     max_cost: float | None = None,
     display: str = "plain",
+    base_url: str | None = None,
+    api_key_env: str | None = None,
 ) -> tuple[list[EvalPlan], list[EvalSummary]]:
     """Plan, check the cost bound, run the tasks that fit the dataset in Inspect, summarise."""
     try:
@@ -213,7 +218,17 @@ def run(
                     dataset=dataset, judge=inspect_model(judge) if judge else None, samples=k, max_tokens=max_tokens
                 )
             )
-    logs = inspect_eval(run_tasks, model=inspect_model(model), log_dir=str(log_dir), limit=limit, display=display)  # type: ignore[arg-type]
+    name = inspect_model(model)
+    model_args = {"api_key_env": api_key_env} if api_key_env and name.startswith("mwe/") else {}
+    logs = inspect_eval(
+        run_tasks,
+        model=name,
+        model_base_url=base_url,
+        model_args=model_args,
+        log_dir=str(log_dir),
+        limit=limit,
+        display=display,  # type: ignore[arg-type]
+    )
     summaries = []
     for log in logs:
         if log.status != "success":

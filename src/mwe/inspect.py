@@ -64,9 +64,9 @@ SAMPLE_TOKENS = 8
 
 @modelapi(name="mwe")
 def _embedded() -> type[ModelAPI]:
-    from ._inspect_model import EmbeddedModel
+    from ._inspect_model import MweModel
 
-    return EmbeddedModel
+    return MweModel
 
 
 # --- datasets --------------------------------------------------------------------------------
