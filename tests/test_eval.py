@@ -195,8 +195,13 @@ def test_plan_counts_requests_and_prices_them(datasets: dict[str, mwe.Dataset]) 
     assert af.task == "compliance_gap" and af.samples == 2 * len(datasets["alignment-faking"])
 
 
-def test_eval_cli_refuses_over_max_cost_and_fake_model(datasets: dict[str, mwe.Dataset]) -> None:
+def test_eval_cli_refuses_over_max_cost_fake_model_and_missing_key(
+    datasets: dict[str, mwe.Dataset], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     path = str(datasets["sycophancy"].path)
+    r = run_cli("eval", path, "--model", "openai/gpt-4o-mini", "--log-dir", "logs")
+    assert r.returncode == 4 and "no API key" in r.stderr and not list(Path("logs").glob("*.eval"))
     r = run_cli("eval", path, "--model", "openai/gpt-4o", "--max-cost", "0.000001")
     assert r.returncode == 6 and "nothing was sent" in r.stderr
     r = run_cli("eval", path, "--model", "fake")
