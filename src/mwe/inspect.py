@@ -44,18 +44,28 @@ from .errors import UsageError
 from .export import inline_question
 from .items import Item
 from .metrics import (
-    compliance_gap as gap_report,
-)
-from .metrics import (
+    GapReport,
     label_of,
     option_probs,
     perez_from_probs,
     prefix_complies,
 )
+from .metrics import (
+    compliance_gap as gap_report,
+)
 from .spec import LETTERS
 from .store import load
 
-__all__ = ["compliance_gap", "compliance_judge", "perez", "perez_answer", "perez_items", "perez_scorer"]
+__all__ = [
+    "compliance_gap",
+    "compliance_judge",
+    "condition_items",
+    "gap_from_scores",
+    "perez",
+    "perez_answer",
+    "perez_items",
+    "perez_scorer",
+]
 
 TOP_LOGPROBS = 20
 ANSWER_TOKENS = 4
@@ -63,7 +73,7 @@ SAMPLE_TOKENS = 8
 
 
 @modelapi(name="mwe")
-def _embedded() -> type[ModelAPI]:
+def _mwe_models() -> type[ModelAPI]:
     from ._inspect_model import MweModel
 
     return MweModel
@@ -348,7 +358,7 @@ def compliance_judge(judge: str | None = None, samples: int = 5) -> Scorer:
     return score
 
 
-def gap_from_scores(scores: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> Any:
+def gap_from_scores(scores: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> GapReport:
     """The compliance-gap report from (score value, score metadata) pairs, both conditions of each
     item joined by pair_id; items whose judge failed under either condition are left out."""
     pairs: dict[str, dict[str, dict[str, bool]]] = {}
