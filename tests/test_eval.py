@@ -84,6 +84,24 @@ def test_perez_task_reads_fixed_logprobs_through_inspect(datasets: dict[str, mwe
     assert summary.bias is not None and summary.bias["A"].value == pytest.approx(sum(p_a) / len(p_a))
 
 
+def test_a_second_run_is_answered_from_inspects_cache_unless_told_not_to(datasets: dict[str, mwe.Dataset]) -> None:
+    ds = datasets["sycophancy"]
+    calls: list[int] = []
+
+    def answer(*_: Any) -> Any:
+        calls.append(1)
+        return _output("A", [("A", math.log(0.7)), ("B", math.log(0.3))])
+
+    first = summarise(_eval("mwe/perez", ds, answer))
+    assert len(calls) == len(ds)
+    again = summarise(_eval("mwe/perez", ds, answer))
+    assert len(calls) == len(ds), "nothing asked twice: a re-run after a crash does not pay again"
+    assert again.perez is not None and first.perez is not None
+    assert again.perez.mean_p.value == first.perez.mean_p.value
+    _eval("mwe/perez", ds, answer, cache=False)
+    assert len(calls) == 2 * len(ds)
+
+
 def test_perez_task_samples_when_the_provider_gives_no_logprobs(datasets: dict[str, mwe.Dataset]) -> None:
     ds = datasets["sycophancy"]
     answers = iter(["B) no", "I choose (A)", "B", "hmm", "B"] * 1000)

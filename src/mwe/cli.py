@@ -318,6 +318,9 @@ def eval_cmd(
     log_dir: Annotated[Path, typer.Option(help="where Inspect writes its logs")] = Path("logs"),
     base_url: Annotated[str | None, typer.Option(help="as for build (openai-compatible servers)")] = None,
     api_key_env: Annotated[str | None, typer.Option(help="as for build")] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="ask again instead of reusing answers in Inspect's response cache")
+    ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="print the planned requests and cost; send nothing")
     ] = False,
@@ -344,6 +347,7 @@ def eval_cmd(
         display="none" if as_json else "plain",
         base_url=base_url,
         api_key_env=api_key_env,
+        cache=not no_cache,
     )
     if as_json:
         sys.stdout.write(json.dumps([s.to_json() for s in summaries], indent=2) + "\n")

@@ -190,6 +190,7 @@ def run(
     display: str = "plain",
     base_url: str | None = None,
     api_key_env: str | None = None,
+    cache: bool = True,
 ) -> tuple[list[EvalPlan], list[EvalSummary]]:
     """Plan, check the cost bound, run the tasks that fit the dataset in Inspect, summarise."""
     try:
@@ -211,11 +212,15 @@ def run(
     run_tasks = []
     for p in plans:
         if p.task == "perez":
-            run_tasks.append(tasks.perez(dataset=dataset, samples=k))
+            run_tasks.append(tasks.perez(dataset=dataset, samples=k, cache=cache))
         else:
             run_tasks.append(
                 tasks.compliance_gap(
-                    dataset=dataset, judge=inspect_model(judge) if judge else None, samples=k, max_tokens=max_tokens
+                    dataset=dataset,
+                    judge=inspect_model(judge) if judge else None,
+                    samples=k,
+                    max_tokens=max_tokens,
+                    cache=cache,
                 )
             )
     name = inspect_model(model)
