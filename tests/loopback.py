@@ -446,17 +446,24 @@ class Loopback:
             finish = "tool_calls"
         else:
             message["content"] = out_text
+        return self._chat_completion(body, message, finish, _tokens(out_text))
+
+    @staticmethod
+    def _chat_completion(
+        body: dict[str, Any], message: dict[str, Any], finish: str, completion_tokens: int, logprobs: Any = None
+    ) -> dict[str, Any]:
+        """OpenAI's chat-completion envelope around one answer."""
         prompt = _tokens(json.dumps(body.get("messages", [])))
         return {
             "id": "chatcmpl-" + uuid.uuid4().hex[:12],
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body.get("model", "loopback"),
-            "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+            "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": logprobs}],
             "usage": {
                 "prompt_tokens": prompt,
-                "completion_tokens": _tokens(out_text),
-                "total_tokens": prompt + _tokens(out_text),
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt + completion_tokens,
             },
         }
 
@@ -469,22 +476,8 @@ class Loopback:
             return {"token": t, "logprob": lp, "bytes": list(t.encode())}
 
         content = [{**entry(token, logprob), "top_logprobs": [entry(t, lp) for t, lp in self.top_logprobs[:k]]}]
-        prompt = _tokens(json.dumps(body.get("messages", [])))
-        return {
-            "id": "chatcmpl-" + uuid.uuid4().hex[:12],
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": body.get("model", "loopback"),
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": token},
-                    "finish_reason": "stop",
-                    "logprobs": {"content": content, "refusal": None},
-                }
-            ],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": 1, "total_tokens": prompt + 1},
-        }
+        message = {"role": "assistant", "content": token}
+        return self._chat_completion(body, message, "stop", 1, {"content": content, "refusal": None})
 
     # --- batches ---------------------------------------------------------------------------
     def _anthropic_batch_create(self, h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Iterable
 from typing import Any
 
 from inspect_ai.model import (
@@ -63,6 +64,16 @@ def render(messages: list[ChatMessage]) -> str:
     if not messages or not isinstance(messages[-1], ChatMessageAssistant):
         prompt += "\n\nAssistant:"
     return prompt
+
+
+def _logprobs(positions: Iterable[tuple[str, float, list[tuple[str, float]]]]) -> Logprobs:
+    """Inspect's logprobs from (token, log-probability, top alternatives) per generated position."""
+    return Logprobs(
+        content=[
+            Logprob(token=token, logprob=lp, top_logprobs=[TopLogprob(token=t, logprob=x) for t, x in top])
+            for token, lp, top in positions
+        ]
+    )
 
 
 class MweModel(ModelAPI):
@@ -128,15 +139,9 @@ class MweModel(ModelAPI):
         choice = resp.choices[0]
         logprobs = None
         if choice.logprobs is not None and choice.logprobs.content:
-            logprobs = Logprobs(
-                content=[
-                    Logprob(
-                        token=lp.token,
-                        logprob=lp.logprob,
-                        top_logprobs=[TopLogprob(token=t.token, logprob=t.logprob) for t in (lp.top_logprobs or [])],
-                    )
-                    for lp in choice.logprobs.content
-                ]
+            logprobs = _logprobs(
+                (lp.token, lp.logprob, [(t.token, t.logprob) for t in (lp.top_logprobs or [])])
+                for lp in choice.logprobs.content
             )
         usage = resp.usage
         return self._output(
@@ -171,16 +176,7 @@ class MweModel(ModelAPI):
                 self._local.greedy_logprobs, prompt, max_tokens, config.top_logprobs or 1
             )
             text = "".join(p.token for p in positions)
-            logprobs = Logprobs(
-                content=[
-                    Logprob(
-                        token=p.token,
-                        logprob=p.logprob,
-                        top_logprobs=[TopLogprob(token=t, logprob=lp) for t, lp in p.top],
-                    )
-                    for p in positions
-                ]
-            )
+            logprobs = _logprobs((p.token, p.logprob, p.top) for p in positions)
             tin, tout = n_prompt, len(positions)
         else:
             temperature = 0.8 if config.temperature is None else config.temperature

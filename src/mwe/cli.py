@@ -10,13 +10,16 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from .errors import MweError, ShortfallError, SpecError, UsageError
+
+if TYPE_CHECKING:
+    from .evaluate import EvalPlan, EvalSummary
 
 __all__ = ["app", "main"]
 
@@ -330,13 +333,14 @@ def eval_cmd(
     from .evaluate import plan, run
     from .store import load
 
-    plans = plan(load(dataset), model, judge_model, samples, max_tokens, limit)
+    ds = load(dataset)
+    plans = plan(ds, model, judge_model, samples, max_tokens, limit)
     _print_eval_plan(plans, model)
     if dry_run:
         out.print("dry run: no request was sent")
         return
     _, summaries = run(
-        dataset,
+        ds,
         model,
         judge_model,
         samples,
@@ -348,6 +352,7 @@ def eval_cmd(
         base_url=base_url,
         api_key_env=api_key_env,
         cache=not no_cache,
+        plans=plans,
     )
     if as_json:
         sys.stdout.write(json.dumps([s.to_json() for s in summaries], indent=2) + "\n")
@@ -356,7 +361,7 @@ def eval_cmd(
         _print_eval_summary(s)
 
 
-def _print_eval_plan(plans: list, model: str) -> None:  # type: ignore[type-arg]
+def _print_eval_plan(plans: list[EvalPlan], model: str) -> None:
     parts = [
         f"{p.task}: {p.samples} samples, {p.requests} requests, ~{p.input_tokens:,} input / {p.output_tokens:,} output tokens, "
         + (f"at most ${p.cost_usd:.4f}" if p.cost_usd is not None else "unknown price")
@@ -366,12 +371,9 @@ def _print_eval_plan(plans: list, model: str) -> None:  # type: ignore[type-arg]
     err.print(f"eval plan for {model}:\n  " + "\n  ".join(parts), highlight=False)
 
 
-def _print_eval_summary(s: object) -> None:
+def _print_eval_summary(s: EvalSummary) -> None:
     from rich.table import Table
 
-    from .evaluate import EvalSummary
-
-    assert isinstance(s, EvalSummary)
     methods = ", ".join(f"{m} ({n})" for m, n in s.methods.items())
     if s.perez is not None:
         r = s.perez

@@ -179,7 +179,7 @@ def summarise(log: Any) -> EvalSummary:
 
 
 def run(
-    path: str | Path,
+    dataset: str | Path | Dataset,
     model: str,
     judge: str | None = None,
     k: int = 5,
@@ -191,32 +191,35 @@ def run(
     base_url: str | None = None,
     api_key_env: str | None = None,
     cache: bool = True,
+    plans: list[EvalPlan] | None = None,
 ) -> tuple[list[EvalPlan], list[EvalSummary]]:
-    """Plan, check the cost bound, run the tasks that fit the dataset in Inspect, summarise."""
+    """Plan (unless `plans` is given, as `mwe eval` does after printing them), check the cost
+    bound, run the tasks that fit the dataset in Inspect, summarise."""
     try:
         from inspect_ai import eval as inspect_eval
 
         from . import inspect as tasks
     except ImportError:
         raise MissingDependency(f"mwe eval runs Inspect AI, which is not installed: {_INSTALL}") from None
-    ds = load(path)
-    plans = plan(ds, model, judge, k, max_tokens, limit)
+    ds = dataset if isinstance(dataset, Dataset) else load(dataset)
+    plans = plans if plans is not None else plan(ds, model, judge, k, max_tokens, limit)
     bound = sum(p.cost_usd or 0.0 for p in plans)
-    if max_cost is not None and (bound > max_cost or any(p.cost_usd is None for p in plans)):
+    unknown = any(p.cost_usd is None for p in plans)
+    if max_cost is not None and (bound > max_cost or unknown):
         raise CostLimitReached(
             f"this eval could cost up to ${bound:.4f}"
-            + (" (some prices unknown)" if any(p.cost_usd is None for p in plans) else "")
+            + (" (some prices unknown)" if unknown else "")
             + f", over --max-cost ${max_cost:.4f}; nothing was sent"
         )
-    dataset = str(ds.path)
+    path = str(ds.path)
     run_tasks = []
     for p in plans:
         if p.task == "perez":
-            run_tasks.append(tasks.perez(dataset=dataset, samples=k, cache=cache))
+            run_tasks.append(tasks.perez(dataset=path, samples=k, cache=cache))
         else:
             run_tasks.append(
                 tasks.compliance_gap(
-                    dataset=dataset,
+                    dataset=path,
                     judge=inspect_model(judge) if judge else None,
                     samples=k,
                     max_tokens=max_tokens,

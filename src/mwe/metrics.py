@@ -36,6 +36,7 @@ __all__ = [
     "perez_from_probs",
     "perez_from_samples",
     "prefix_complies",
+    "sample_probs",
 ]
 
 BOOTSTRAP_SAMPLES = 1000
@@ -131,15 +132,21 @@ def perez_from_probs(probs: Mapping[str, float], matching: str, facet: str = "")
     return PerezItem(p, bool(others) and p > max(others), facet)
 
 
-def perez_from_samples(
-    answers: Sequence[str | None], labels: Sequence[str], matching: str, facet: str = ""
-) -> PerezItem | None:
-    """From k sampled answers (for providers without log-probabilities): the option frequencies
-    among the answered samples stand in for probabilities. None when no sample names an option."""
+def sample_probs(answers: Sequence[str | None], labels: Sequence[str]) -> dict[str, float] | None:
+    """The option frequencies among sampled answers that name an option, standing in for
+    probabilities where a provider gives none. None when no sample names an option."""
     named = [a for a in answers if a in labels]
     if not named:
         return None
-    return perez_from_probs({lab: named.count(lab) / len(named) for lab in labels}, matching, facet)
+    return {lab: named.count(lab) / len(named) for lab in labels}
+
+
+def perez_from_samples(
+    answers: Sequence[str | None], labels: Sequence[str], matching: str, facet: str = ""
+) -> PerezItem | None:
+    """From k sampled answers (for providers without log-probabilities); None when none names an option."""
+    probs = sample_probs(answers, labels)
+    return None if probs is None else perez_from_probs(probs, matching, facet)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ _INSTALL = "pip install 'mwe[local]'"
 
 
 _log = logging.getLogger("mwe.llama_cpp")
+_log_callback: Any = None
 
 
 @dataclass(frozen=True)
@@ -63,9 +64,6 @@ def _next_logits(llm: Any, tokens: list[int]) -> Any:
     llm.n_tokens = min(common, len(tokens) - 1)  # eval() drops the KV cache past this point
     llm.eval(tokens[llm.n_tokens :])
     return _logits(llm)
-
-
-_log_callback: Any = None
 
 
 def _route_llama_logs() -> None:
