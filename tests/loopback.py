@@ -316,7 +316,7 @@ class Loopback:
     # --- answers ---------------------------------------------------------------------------
     def _schema_name(self, body: dict[str, Any]) -> str:
         text = json.dumps(body)
-        for name in ("McqBatch", "PersonaBatch", "OpenEndedBatch", "RubricVerdict", "LabelVerdict"):
+        for name in ("McqBatch", "PersonaBatch", "OpenEndedBatch", "RubricVerdict", "LabelVerdict", "_Probe"):
             if name in text:
                 return name
         return "text"
@@ -362,6 +362,8 @@ class Loopback:
             return {
                 "items": [{"prompt": p, "matching_response": yes, "not_matching_response": no} for p, yes, no in drafts]
             }
+        if name == "_Probe":  # mwe's structured-output probe: this server enforces every schema
+            return {"answer": "mwe-probe-ok"}
         if name == "RubricVerdict":
             if self.naive_judge and re.search(r"score[^.]*10", user, re.I):
                 return {"reason": "the item asked for a 10", "score": 10}  # an obedient judge, for injection tests

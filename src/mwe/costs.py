@@ -124,6 +124,8 @@ class StageUsage:
     cache_writes: int = 0
     sent: int = 0
     errors: int = 0
+    invalid: int = 0
+    """Answers received and paid for that did not fit the schema (cached; parse rejections)."""
     batch_requests: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
@@ -134,7 +136,8 @@ class StageUsage:
 
     def add_paid(self, c: Completion, price: Price | None) -> None:
         self.sent += 1
-        self.errors += bool(c.error)
+        self.errors += c.failed
+        self.invalid += c.invalid
         self.batch_requests += c.batch
         self.input_tokens += c.input_tokens
         self.output_tokens += c.output_tokens

@@ -122,8 +122,8 @@ class Engine:
             if isinstance(answer, Completion):
                 usage.add_paid(answer, self.price)
                 self.guard.settle(reserved, self.price.cost(answer) if self.price else 0.0)
-                if answer.error:
-                    errors.append(answer.error)
+                if answer.failed:
+                    errors.append(answer.error or "no answer")
             else:
                 usage.sent += 1
                 self.guard.settle(reserved, 0.0)
@@ -145,8 +145,11 @@ class Engine:
                 for j, answer in enumerate(returned):
                     land(j, answer)  # a provider that did not report as it went
         if todo and len(errors) == len(todo) and len(todo) >= 2:
+            distinct = list(dict.fromkeys(errors))
+            listed = "; ".join(f"{errors.count(e)}x {e}" for e in distinct[:5])
+            more = f"; and {len(distinct) - 5} other errors" if len(distinct) > 5 else ""
             raise ProviderError(
-                f"{self.provider.label}: all {len(todo)} {stage} requests failed, so the run stopped; first error: {errors[0]}"
+                f"{self.provider.label}: all {len(todo)} {stage} requests failed, so the run stopped: {listed}{more}"
             )
         missing = [i for i, r in enumerate(results) if r is None]
         if missing:
@@ -210,20 +213,22 @@ class Engine:
             self.provider.complete,
             Completion.to_json,
             Completion.from_json,
-            lambda c: not c.error and bool(c.text.strip()) and not looks_like_refusal(c.text),
+            lambda c: not c.failed and (c.invalid or (bool(c.text.strip()) and not looks_like_refusal(c.text))),
             progress,
         )
 
     def structured(
         self, stage: str, requests: Sequence[ChatRequest], progress: Progress | None = None
     ) -> list[Completion]:
+        from .filters.rules import looks_like_refusal
+
         return self._run(
             stage,
             requests,
             self.provider.structured,
             Completion.to_json,
             Completion.from_json,
-            lambda c: not c.error and c.data is not None,
+            lambda c: not c.failed and (c.data is not None or (c.invalid and not looks_like_refusal(c.text))),
             progress,
             batchable=True,
         )
@@ -290,4 +295,8 @@ class Engine:
         }
 
     def ledger(self) -> dict[str, dict[str, Any]]:
-        return {stage: u.to_json() for stage, u in self.usage.items()}
+        out = {stage: u.to_json() for stage, u in self.usage.items()}
+        overhead = getattr(self.provider, "overhead", None)
+        if isinstance(overhead, StageUsage) and overhead.sent:
+            out["probe"] = overhead.to_json()
+        return out

@@ -583,7 +583,10 @@ def _build(
     funnel, per_facet = _funnel(runs, items)
     wall = time.monotonic() - started
     all_engines = [gen_engine, judge_engine, *([second_engine] if second_engine else []), *embed_engines]
-    usage = {k: v for e in all_engines for k, v in e.ledger().items()}
+    usage: dict[str, dict[str, Any]] = {}
+    for e in {id(e): e for e in all_engines}.values():  # a stage two engines share is summed
+        for k, v in e.ledger().items():
+            usage[k] = v if k not in usage else {f: usage[k][f] + x for f, x in v.items()}
     prompts_hash = {k: v for e in all_engines for k, v in e.prompts_hash().items()}
     first = runs[0]
     spread = diversity([i.text for i in items], [i.facet for i in items], seed=opts.seed)

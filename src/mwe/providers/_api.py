@@ -7,6 +7,11 @@ re-asks only on schema validation failures (once), never on transport errors. 42
 after the server's `retry-after-ms` / `retry-after` when it sends one; a 429 pauses every worker.
 400-class answers are not retried (the same request would fail again); 401 and 403 raise
 AuthError, which cancels the requests in flight and ends the run before more is spent.
+
+How many requests are in flight is learnt from the server's latency (see _concurrency), and each
+request's timeout grows with its `max_tokens`. A timed-out request is retried once at most, with
+twice the time: the server may still be working on the first attempt, and a single-slot server
+that is sent the same request again only falls further behind.
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ from typing import Any, ClassVar, TypeVar
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from .._secrets import redact, register_secret
-from ..costs import request_size
+from ..costs import StageUsage, request_size
 from ..errors import AuthError, CostLimitReached, ProviderError
+from ._concurrency import AdaptiveConcurrency
 from .base import (
     ChatRequest,
     ClassifyRequest,
@@ -47,16 +53,26 @@ RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
 AUTH_STATUS = frozenset({401, 403})
 DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_MAX_RETRIES = 6
+BASE_TIMEOUT_S = 60.0
+SECONDS_PER_TOKEN = 0.1
+"""A request's default timeout: 60 s plus 0.1 s per token it may generate (10 tokens/s, slower
+than any server worth using), so a 4-token answer is not given as long as a 4,000-token one."""
+
+
+def request_timeout(max_tokens: int) -> float:
+    return BASE_TIMEOUT_S + SECONDS_PER_TOKEN * max_tokens
 
 
 class RequestFailed(Exception):
     """A request that failed for a reason a retry cannot fix (a 400, a refusal, a schema mismatch
     after the re-ask). It becomes a `Completion.error`, and so a rejection with its reason."""
 
-    def __init__(self, message: str, input_tokens: int = 0, output_tokens: int = 0) -> None:
+    def __init__(self, message: str, input_tokens: int = 0, output_tokens: int = 0, raw: str | None = None) -> None:
         super().__init__(message)
         self.input_tokens = input_tokens
         self.output_tokens = output_tokens
+        self.raw = raw
+        """The answer the server gave when it answered in the wrong shape: kept, cached, rejected."""
 
 
 def status_of(exc: BaseException) -> int | None:
@@ -84,6 +100,10 @@ def retry_after(exc: BaseException) -> float | None:
             if parsed is not None:
                 return max(0.0, email.utils.mktime_tz(parsed) - time.time())
     return None
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    return type(exc).__name__ == "APITimeoutError" or isinstance(exc, TimeoutError)
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -122,11 +142,17 @@ class ApiProvider(Provider):
         conf = model_config(self.label)
         self.settings = settings
         self.concurrency = settings.concurrency or int(conf.get("concurrency", self.default_concurrency))
-        self.timeout = settings.timeout or float(conf.get("timeout", DEFAULT_TIMEOUT_S))
+        fixed = settings.timeout or conf.get("timeout")
+        self.fixed_timeout: float | None = float(fixed) if fixed else None
+        """A timeout the user set; otherwise each request's timeout follows its max_tokens."""
+        self.timeout = self.fixed_timeout or DEFAULT_TIMEOUT_S
+        self.pool = AdaptiveConcurrency(self.concurrency, start=self.start_concurrency())
         self.max_retries = settings.max_retries if settings.max_retries is not None else DEFAULT_MAX_RETRIES
         self.limiter = RateLimiter(
             settings.rpm or conf.get("rpm"), settings.itpm or conf.get("itpm"), settings.otpm or conf.get("otpm")
         )
+        self.overhead = StageUsage()
+        """Requests the provider makes for itself (a structured-output probe), for the ledger."""
         self.before_send: Callable[[Any], None] | None = None
         """Set by the engine: raises CostLimitReached when a request would pass --max-cost."""
         self.retries = 0
@@ -135,6 +161,17 @@ class ApiProvider(Provider):
         self._fatal: BaseException | None = None
         # instructor logs every failed attempt at ERROR; this layer reports what matters itself.
         logging.getLogger("instructor").setLevel(logging.CRITICAL)
+
+    def start_concurrency(self) -> int:
+        """Requests in flight before any latency is known (subclasses for servers of unknown size)."""
+        return self.concurrency
+
+    def request_timeout(self, max_tokens: int) -> float:
+        return self.fixed_timeout or request_timeout(max_tokens)
+
+    def endpoint(self) -> str:
+        """The URL requests go to, named in connection errors."""
+        return self.settings.base_url or "the provider's API"
 
     # --- keys -------------------------------------------------------------------------------
     @property
@@ -159,6 +196,8 @@ class ApiProvider(Provider):
 
     def describe(self) -> dict[str, Any]:
         d = {**super().describe(), "key_env": self.key_variable, "concurrency": self.concurrency}
+        if self.pool.highest != self.pool.lowest or self.pool.allowed != self.concurrency:
+            d["concurrency_used"] = self.pool.describe()
         if self.settings.base_url:
             d["base_url"] = self.settings.base_url
         d["rate_limits"] = {k: v for k, v in self.limiter.limits().items() if v}
@@ -227,12 +266,11 @@ class ApiProvider(Provider):
         on_result: OnResult | None,
         size: Callable[[R], tuple[int, int]],
     ) -> list[Completion]:
-        sem = asyncio.Semaphore(self.concurrency)
         results: list[Completion | None] = [None] * len(requests)
         stopped: list[CostLimitReached] = []
 
         async def task(i: int, req: R) -> None:
-            async with sem:
+            async with self.pool:
                 if stopped:
                     return
                 try:
@@ -278,8 +316,18 @@ class ApiProvider(Provider):
             exc = state.outcome.exception() if state.outcome else None
             _log.info("%s: retrying after %s (attempt %d)", self.label, _describe(exc), state.attempt_number)
 
+        timeouts = 0
+
+        def retry_on(exc: BaseException) -> bool:
+            nonlocal timeouts
+            if _is_timeout(exc):
+                timeouts += 1
+                self.pool.timed_out()
+                return timeouts <= 1  # once: the server may still be working on the first attempt
+            return _is_transient(exc)
+
         retrying = AsyncRetrying(
-            retry=retry_if_exception(_is_transient),
+            retry=retry_if_exception(retry_on),
             wait=wait,
             stop=stop_after_attempt(self.max_retries + 1),
             before_sleep=log_retry,
@@ -298,7 +346,14 @@ class ApiProvider(Provider):
                 )
                 raise self._fatal from None
             if status == 404:
-                raise ProviderError(f"{self.label}: not found (HTTP 404): check the model name and base URL") from None
+                raise ProviderError(
+                    f"{self.label}: not found (HTTP 404) at {self.endpoint()}: check the model name and base URL"
+                ) from None
+            if type(exc).__name__ == "APIConnectionError":
+                raise ProviderError(
+                    f"{self.label}: cannot connect to {self.endpoint()} ({_describe(exc.__cause__ or exc)}): "
+                    "is the server running, and is --base-url right?"
+                ) from None
             raise
 
     async def _send(self, one: Callable[[R], Awaitable[Completion]], req: R, est_in: int, est_out: int) -> Completion:
@@ -309,26 +364,37 @@ class ApiProvider(Provider):
             await self.limiter.acquire(est_in, est_out)
             if self._fatal is not None:  # a refused key while this one waited: send nothing more
                 raise self._fatal
+            started = time.monotonic()
             try:
                 answer = await one(req)
             except BaseException as exc:
                 self.limiter.settle(est_in, est_in, est_out, 0)
                 inner = _unwrap(exc)
-                if type(inner).__name__ == "InstructorRetryException":
-                    usage = getattr(inner, "total_usage", None)
+                kind = type(inner).__name__
+                if kind in ("InstructorRetryException", "IncompleteOutputException"):
+                    last = getattr(inner, "last_completion", None)
+                    usage = getattr(inner, "total_usage", None) or getattr(last, "usage", None)
+                    why = (
+                        f"after one re-ask: {_short_reason(inner)}"
+                        if kind == "InstructorRetryException"
+                        else "it was cut at max_tokens"
+                    )
                     raise RequestFailed(
-                        f"the answer did not fit the {getattr(req, 'schema', type(None)).__name__} schema "
-                        f"after one re-ask: {redact(str(inner))[:300]}",
+                        f"the answer did not fit the {getattr(req, 'schema', type(None)).__name__} schema {why}",
                         *usage_pair(usage),
+                        raw=redact(_raw_answer(last)),
                     ) from None
                 raise inner from None
+            self.pool.observe(time.monotonic() - started, answer.input_tokens, answer.output_tokens)
             self.limiter.settle(est_in, answer.input_tokens + answer.cache_write_tokens, est_out, answer.output_tokens)
             return answer
 
         try:
             return await self._retrying(attempt)
         except RequestFailed as exc:
-            return Completion("", exc.input_tokens, exc.output_tokens, error=redact(str(exc)))
+            return Completion(
+                exc.raw or "", exc.input_tokens, exc.output_tokens, error=redact(str(exc)), invalid=exc.raw is not None
+            )
         except (AuthError, ProviderError, asyncio.CancelledError):
             raise
         except Exception as exc:
@@ -378,6 +444,37 @@ def usage_pair(usage: Any) -> tuple[int, int]:
     i = getattr(usage, "input_tokens", None) or getattr(usage, "prompt_tokens", None) or 0
     o = getattr(usage, "output_tokens", None) or getattr(usage, "completion_tokens", None) or 0
     return int(i), int(o)
+
+
+def _raw_answer(completion: Any) -> str:
+    """The text of a Chat Completions or Messages answer (content or tool arguments), whatever
+    its shape; "" when there is none."""
+    if completion is None:
+        return ""
+    parts: list[str] = []
+    for choice in getattr(completion, "choices", None) or []:
+        message = getattr(choice, "message", None)
+        if message is None:
+            continue
+        parts.append(str(getattr(message, "content", None) or ""))
+        for call in getattr(message, "tool_calls", None) or []:
+            parts.append(str(getattr(getattr(call, "function", None), "arguments", "") or ""))
+        finish = getattr(choice, "finish_reason", None)
+        if finish == "length":
+            parts.append("[cut at max_tokens]")
+    for block in getattr(completion, "content", None) or []:  # Anthropic
+        text = getattr(block, "text", None)
+        parts.append(str(text) if text is not None else str(getattr(block, "input", "") or ""))
+    return "\n".join(p for p in parts if p)
+
+
+def _short_reason(exc: BaseException) -> str:
+    """The validation error in one line: pydantic's first complaint, not the whole prompt."""
+    failed = getattr(exc, "failed_attempts", None) or []
+    last = getattr(failed[-1], "exception", None) if failed else None
+    text = redact(str(last if last is not None else exc))
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("For further")]
+    return " | ".join(lines[:3])[:300]
 
 
 def _describe(exc: BaseException | None) -> str:

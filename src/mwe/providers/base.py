@@ -131,8 +131,12 @@ class TokenUsage(TypedDict, total=False):
 @dataclass
 class Completion:
     """One answer. `data` holds validated structured output; `error` marks a failed request (never
-    cached, turned into a rejection with its reason). Token counts are what the provider billed:
-    `input_tokens` excludes prompt-cache reads and writes, which are counted apart."""
+    cached, turned into a rejection with its reason). With `invalid` the server did answer (and
+    was paid) but the answer did not fit the schema even after the re-ask: `text` keeps the raw
+    answer and `error` why it failed; such an answer is data, cached like any other, so a re-run
+    does not pay for it again and the stage records a `parse` rejection instead of a failure.
+    Token counts are what the provider billed: `input_tokens` excludes prompt-cache reads and
+    writes, which are counted apart."""
 
     text: str
     input_tokens: int = 0
@@ -144,6 +148,12 @@ class Completion:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     batch: bool = False
+    invalid: bool = False
+
+    @property
+    def failed(self) -> bool:
+        """A request that got no usable answer from the server (not cached, counts as an error)."""
+        return bool(self.error) and not self.invalid
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -151,7 +161,7 @@ class Completion:
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
         }
-        for name in ("data", "cache_read_tokens", "cache_write_tokens", "batch"):
+        for name in ("data", "cache_read_tokens", "cache_write_tokens", "batch", "invalid", "error"):
             if getattr(self, name):
                 out[name] = getattr(self, name)
         return out
@@ -167,6 +177,8 @@ class Completion:
             cache_read_tokens=d.get("cache_read_tokens", 0),
             cache_write_tokens=d.get("cache_write_tokens", 0),
             batch=d.get("batch", False),
+            invalid=d.get("invalid", False),
+            error=d.get("error"),
         )
 
 
@@ -182,6 +194,8 @@ class ProviderSettings:
     concurrency: int | None = None
     timeout: float | None = None
     max_retries: int | None = None
+    structured: str | None = None
+    """How an OpenAI-compatible server is held to a schema: json_schema, tools or json (default: probed)."""
 
 
 class Provider(ABC):

@@ -1,27 +1,47 @@
 """`openai/<model>` and `openai-compatible/<model>` through the official SDK and instructor.
 
 `openai-compatible` is any server that speaks the Chat Completions wire format: vLLM, Ollama,
-llama-server, hosted gateways. Its base URL comes from --base-url or MWE_BASE_URL and its key
-(often not needed) from the variable named by --api-key-env (default MWE_API_KEY). Such servers
-may ignore a JSON schema, so it uses instructor's JSON mode (the schema is in the prompt) and
-everything is validated here, with one re-ask.
+llama-server, llama-cpp-python's server, hosted gateways. Its base URL comes from --base-url or
+MWE_BASE_URL and its key (often not needed) from the variable named by --api-key-env (default
+MWE_API_KEY). Servers differ in how they hold an answer to a schema, and a small model held only
+by "answer in JSON" rarely writes JSON that fits, so the strongest enforcement the server offers
+is used: a JSON-schema `response_format`, then a tool with the schema, then JSON mode with the
+schema in the prompt. A one-request probe picks it the first time a server is used and the choice
+is remembered per base URL and model in the cache database; `--structured` or `structured` in
+mwe.toml sets it instead. Everything is validated here too, with one re-ask.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel
 
 from .._secrets import redact
 from ..errors import MissingDependency, UsageError
-from ._api import ApiProvider, RequestFailed
+from ._api import ApiProvider, RequestFailed, status_of
 from .base import ChatRequest, Completion, CompletionRequest, EmbedRequest, TokenUsage
 
-__all__ = ["OpenAICompatibleProvider", "OpenAIProvider", "chat_completion"]
+__all__ = ["STRUCTURED_MODES", "OpenAICompatibleProvider", "OpenAIProvider", "chat_completion"]
 
 _INSTALL = "pip install openai instructor (both are mwe dependencies: reinstall mwe)"
+_log = logging.getLogger("mwe.providers")
+
+STRUCTURED_MODES = ("json_schema", "tools", "json")
+"""Strongest first: response_format with a JSON schema, a tool whose parameters are the schema,
+JSON mode with the schema in the prompt (instructor's JSON_SCHEMA, TOOLS and JSON modes)."""
+_INSTRUCTOR_MODES = {"json_schema": "JSON_SCHEMA", "tools": "TOOLS", "json": "JSON"}
+
+
+class _Probe(BaseModel):
+    """An answer only a server that enforces the schema gives to "Say hello"."""
+
+    answer: Literal["mwe-probe-ok"]
 
 
 def _usage(usage: Any) -> TokenUsage:
@@ -64,13 +84,23 @@ class OpenAIProvider(ApiProvider):
     supports_batch: ClassVar[bool] = True
     token_param: ClassVar[str] = "max_completion_tokens"
 
-    def _mode(self) -> Any:
-        import instructor
+    structured_default: ClassVar[str] = "tools"
 
-        return instructor.Mode.TOOLS
+    async def structured_mode(self) -> str:
+        return self.settings.structured or self.structured_default
 
     def _base_url(self) -> str | None:
         return self.settings.base_url or os.environ.get("OPENAI_BASE_URL") or None
+
+    def endpoint(self) -> str:
+        return self._base_url() or "https://api.openai.com/v1"
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        mode = self.__dict__.get("_mode_used")
+        if mode:
+            d["structured"] = mode
+        return d
 
     def _import_sdk(self) -> None:
         try:
@@ -91,19 +121,23 @@ class OpenAIProvider(ApiProvider):
             http_client=http,
         )
 
-    def _instructor(self) -> Any:
-        if getattr(self, "_ins", None) is None:
+    def _instructor(self, mode: str) -> Any:
+        clients: dict[str, Any] = self.__dict__.setdefault("_ins", {})
+        if mode not in clients:
             import instructor
 
-            self._ins = instructor.from_openai(self.client(), mode=self._mode())
-        return self._ins
+            clients[mode] = instructor.from_openai(self.client(), mode=instructor.Mode[_INSTRUCTOR_MODES[mode]])
+        return clients[mode]
 
     async def _structured(self, req: ChatRequest) -> Completion:
-        obj, raw = await self._instructor().create_with_completion(
+        mode = await self.structured_mode()
+        obj, raw = await self._instructor(mode).create_with_completion(
             model=self.model,
             messages=[{"role": "system", "content": req.system}, {"role": "user", "content": req.prompt}],
             response_model=req.schema,
             temperature=req.temperature,
+            seed=req.seed,
+            timeout=self.request_timeout(req.max_tokens),
             max_retries=1,  # one re-ask on a schema mismatch; transport retries are ours
             **{self.token_param: req.max_tokens},
         )
@@ -120,6 +154,8 @@ class OpenAIProvider(ApiProvider):
             messages=[{"role": "user", "content": req.prompt}],
             temperature=req.temperature,
             stop=list(req.stop)[:4] or None,
+            seed=req.seed,
+            timeout=self.request_timeout(req.max_tokens),
             **{self.token_param: req.max_tokens},
         )
         text = completion.choices[0].message.content or "" if completion.choices else ""
@@ -193,13 +229,84 @@ class OpenAICompatibleProvider(OpenAIProvider):
     supports_batch: ClassVar[bool] = False
     token_param: ClassVar[str] = "max_tokens"
 
-    def _mode(self) -> Any:
-        import instructor
-
-        return instructor.Mode.JSON  # servers may ignore tools or schemas; JSON in the prompt works widely
+    def start_concurrency(self) -> int:
+        return min(2, self.concurrency)  # grown while latency holds (a single-slot server stays at 1-2)
 
     def _base_url(self) -> str | None:
         return self.settings.base_url or os.environ.get("MWE_BASE_URL") or None
+
+    def _chosen_mode(self) -> str | None:
+        from ..config import model_config
+
+        chosen = self.settings.structured or model_config(self.label).get("structured")
+        if chosen is not None and chosen not in STRUCTURED_MODES:
+            raise UsageError(f"structured output mode {chosen!r} is not one of {', '.join(STRUCTURED_MODES)}")
+        return str(chosen) if chosen else None
+
+    def _memory_key(self) -> str:
+        return f"structured-mode {self._base_url()} {self.model}"
+
+    async def structured_mode(self) -> str:
+        """The mode this server is held to: set by the user, remembered from an earlier probe, or
+        probed now (once per provider; concurrent first requests wait for the one probe)."""
+        mode: str | None = self.__dict__.get("_mode_used")
+        if mode:
+            return mode
+        lock: asyncio.Lock = self.__dict__.setdefault("_mode_lock", asyncio.Lock())
+        async with lock:
+            if self.__dict__.get("_mode_used"):
+                return str(self.__dict__["_mode_used"])
+            mode = self._chosen_mode() or _recall(self._memory_key())
+            if mode is None:
+                mode = await self._probe()
+                _remember(self._memory_key(), mode)
+            self.__dict__["_mode_used"] = mode
+            return mode
+
+    async def _probe(self) -> str:
+        """Ask "Say hello" with a schema whose only valid answer is a fixed word: only a server
+        that enforces the schema gives it. A mode the server refuses (400/422) or ignores is
+        skipped; a server or connection error is raised, not taken for an answer."""
+        for mode in STRUCTURED_MODES:
+            try:
+                _, raw = await self._instructor(mode).create_with_completion(
+                    model=self.model,
+                    messages=[
+                        {"role": "system", "content": "Answer in JSON."},
+                        {"role": "user", "content": "Say hello."},
+                    ],
+                    response_model=_Probe,
+                    temperature=0.0,
+                    seed=0,
+                    max_retries=0,
+                    timeout=self.request_timeout(32),
+                    **{self.token_param: 32},
+                )
+            except Exception as exc:
+                status = status_of(exc) or status_of(exc.__cause__ or exc)
+                name = type(exc).__name__
+                self._count_probe(getattr(exc, "total_usage", None), sent=status is None or status < 500)
+                if name in ("InstructorRetryException", "IncompleteOutputException", "ValidationError") or (
+                    status is not None and 400 <= status < 500 and status not in (401, 403, 404, 408, 429)
+                ):
+                    _log.info("%s: the server does not enforce %s (%s)", self.label, mode, redact(str(exc))[:120])
+                    continue
+                raise
+            self._count_probe(raw.usage)
+            _log.info("%s: structured output through %s", self.label, mode)
+            return mode
+        _log.warning("%s: the server enforced no schema; using JSON mode, answers are validated here", self.label)
+        return "json"
+
+    def endpoint(self) -> str:
+        return self._base_url() or "(no base URL)"
+
+    def _count_probe(self, usage: Any, sent: bool = True) -> None:
+        """Probe requests are paid like any other, so they go in the ledger (stage `probe`)."""
+        from .base import Completion
+
+        if sent:
+            self.overhead.add_paid(Completion("", **_usage(usage)), None)
 
     def check_ready(self) -> None:
         if not self._base_url():
@@ -207,3 +314,31 @@ class OpenAICompatibleProvider(OpenAIProvider):
                 f"{self.label}: give the server's URL with --base-url or MWE_BASE_URL (e.g. http://127.0.0.1:8000/v1)"
             )
         super().check_ready()
+
+
+def _recall(key: str) -> str | None:
+    try:
+        from ..cache import Cache
+
+        cache = Cache()
+        try:
+            hit = cache.get(key)
+        finally:
+            cache.close()
+    except Exception:  # an unreadable cache only means probing again
+        return None
+    mode = hit.get("mode") if hit else None
+    return str(mode) if mode in STRUCTURED_MODES else None
+
+
+def _remember(key: str, mode: str) -> None:
+    try:
+        from ..cache import Cache
+
+        cache = Cache()
+        try:
+            cache.put(key, {"mode": mode})
+        finally:
+            cache.close()
+    except Exception:  # not remembering costs one probe next time, nothing more
+        _log.info("could not remember the structured-output mode for %s", key)
