@@ -78,7 +78,9 @@ def test_build_through_each_wire_format_keeps_n_and_records_tokens_and_cost(serv
     usage = ds.manifest["usage"]
     probes = usage.get("probe", {}).get("sent", 0)
     assert probes == (1 if model.startswith("openai-compatible") else 0)  # one structured-output probe per server
-    assert usage["generation"]["sent"] == server.model_requests - usage["judge"]["sent"] - usage["label"]["sent"] - probes
+    assert (
+        usage["generation"]["sent"] == server.model_requests - usage["judge"]["sent"] - usage["label"]["sent"] - probes
+    )
     assert usage["generation"]["input_tokens"] > 0 and usage["generation"]["output_tokens"] > 0
     assert ds.manifest["judge"]["method"].startswith("rubric")
     assert all(isinstance(i.scores["quality"], int) and i.scores["quality_reason"] for i in ds)

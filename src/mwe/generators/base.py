@@ -105,7 +105,9 @@ class Generator(ABC):
     ) -> tuple[list[Candidate], list[Rejection]]:
         """Turn one answer into candidates, or rejections carrying the raw answer and the reason."""
         if answer.invalid:  # answered and paid for, but not in the asked shape: data, with its raw text
-            return [], [self.rejection(facet, answer.error or "the answer did not fit the schema", answer.text, lineage)]
+            return [], [
+                self.rejection(facet, answer.error or "the answer did not fit the schema", answer.text, lineage)
+            ]
         if answer.error:
             return [], [self.rejection(facet, f"no usable answer: {answer.error}", None, lineage)]
         if answer.data is not None:
