@@ -36,6 +36,7 @@ def generate(
     itpm: float | None = None,
     otpm: float | None = None,
     concurrency: int | None = None,
+    structured: str | None = None,
     use_cache: bool = True,
     progress: bool = False,
     reporter: Reporter | None = None,
@@ -64,7 +65,13 @@ def generate(
         max_attempts=max_attempts,
         use_cache=use_cache,
         settings=ProviderSettings(
-            base_url=base_url, api_key_env=api_key_env, rpm=rpm, itpm=itpm, otpm=otpm, concurrency=concurrency
+            base_url=base_url,
+            api_key_env=api_key_env,
+            rpm=rpm,
+            itpm=itpm,
+            otpm=otpm,
+            concurrency=concurrency,
+            structured=structured,
         ),
         max_cost=max_cost,
         batch=batch,

@@ -9,7 +9,14 @@
   that mwe's own OpenAI providers build (same key variables, base-URL rules and secret
   redaction). Inspect's own `openai/…` provider needs openai >= 3.4, which instructor's jiter
   pin rules out in an environment with mwe; this one works with the openai that is installed.
-  Retries are Inspect's (the client's own are off), so there is one retry layer.
+  Retries are Inspect's (the client's own are off), so there is one retry layer; errors of 500
+  and above are retried (Inspect's `--max-retries`; `mwe eval` allows 3) with a warning each.
+- For `mwe/openai-compatible/…`, a request for log-probabilities goes to the server's
+  `/v1/completions` with the same rendered Perez document `mwe/local` reads (a chat template would
+  close a trailing assistant "(" and answer in a new turn), so a server with the embedded model's
+  weights gives its figures. A server without that endpoint is asked through chat with vLLM's
+  "continue the final message" option. A server that refuses log-probabilities is asked once;
+  after that its answers carry none and the solver samples, saying so per item.
 
 Imported only when Inspect resolves a `mwe/…` model (see mwe.inspect).
 """
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -45,6 +53,7 @@ from .providers.local import LocalProvider
 __all__ = ["MweModel", "render"]
 
 STOP = ("\n\nHuman:", "\nHuman:")
+_log = logging.getLogger("mwe.eval")
 
 
 def render(messages: list[ChatMessage]) -> str:
@@ -90,6 +99,10 @@ class MweModel(ModelAPI):
         self._seeds = itertools.count(1)  # samples differ unless the config fixes a seed
         self._local: LocalProvider | None = None
         self._api: Any = None
+        self._completions = True
+        """False once the server has said it has no /v1/completions."""
+        self.logprobs_refused: str | None = None
+        """The server's words when it refused log-probabilities: later answers are sampled."""
         if model_name == "local":
             self._local = LocalProvider()
         elif model_name.split("/", 1)[0] in ("openai", "openai-compatible"):
@@ -112,6 +125,8 @@ class MweModel(ModelAPI):
         import openai
 
         if isinstance(ex, openai.APIStatusError):
+            if ex.status_code >= 500:
+                _log.warning("mwe/%s: HTTP %d from the server (%s); retrying", self.model_name, ex.status_code, ex.message[:120])
             return ex.status_code == 429 or ex.status_code >= 500
         return isinstance(ex, (openai.APIConnectionError, openai.APITimeoutError))
 
@@ -123,16 +138,73 @@ class MweModel(ModelAPI):
         return await self._embedded(input, config)
 
     async def _chat(self, input: list[ChatMessage], config: GenerateConfig) -> ModelOutput:
+        import openai
+
+        wants_logprobs = bool(config.logprobs) and self.logprobs_refused is None
+        compatible = self._api.name == "openai-compatible"
+        try:
+            if wants_logprobs and compatible and self._completions:
+                try:
+                    return await self._raw_completion(render(input), config)
+                except openai.NotFoundError:
+                    self._completions = False  # chat only: continue the final message instead
+            out = await self._chat_call(input, config, wants_logprobs)
+            if config.logprobs and self.logprobs_refused:  # refused earlier: say so on every answer
+                out.metadata = {**(out.metadata or {}), "logprobs_refused": self.logprobs_refused}
+            return out
+        except openai.APIStatusError as exc:
+            if not wants_logprobs or exc.status_code < 400 or "logprob" not in str(exc.message).lower():
+                raise
+            self.logprobs_refused = f"HTTP {exc.status_code}: {exc.message[:160]}"
+            _log.warning("mwe/%s refused log-probabilities (%s): answers are sampled", self.model_name, self.logprobs_refused)
+            out = await self._chat_call(input, config.merge(GenerateConfig(logprobs=False)), False)
+            out.metadata = {**(out.metadata or {}), "logprobs_refused": self.logprobs_refused}
+            return out
+
+    async def _raw_completion(self, prompt: str, config: GenerateConfig) -> ModelOutput:
+        """The legacy completions endpoint with the Perez document: the answer continues the
+        prompt's open "Assistant: (" exactly as the embedded model's does."""
+        resp = await self._api.client().completions.create(
+            model=self._api.model,
+            prompt=prompt,
+            max_tokens=config.max_tokens or 16,
+            temperature=0.0 if config.temperature is None else config.temperature,
+            logprobs=min(config.top_logprobs or 1, 20),
+            stop=list(STOP),
+            **({"seed": config.seed} if config.seed is not None else {}),
+        )
+        choice = resp.choices[0]
+        lp = choice.logprobs
+        logprobs = None
+        if lp is not None and lp.tokens:
+            tops = lp.top_logprobs or [{} for _ in lp.tokens]
+            logprobs = _logprobs(
+                (tok, float(x or 0.0), sorted((top or {}).items(), key=lambda kv: -kv[1]))
+                for tok, x, top in zip(lp.tokens, lp.token_logprobs or [0.0] * len(lp.tokens), tops, strict=False)
+            )
+        usage = resp.usage
+        return self._output(
+            choice.text or "",
+            logprobs,
+            usage.prompt_tokens if usage else 0,
+            usage.completion_tokens if usage else 0,
+            f"mwe/{self.model_name}",
+        )
+
+    async def _chat_call(self, input: list[ChatMessage], config: GenerateConfig, logprobs_on: bool) -> ModelOutput:
         roles = {ChatMessageSystem: "system", ChatMessageUser: "user", ChatMessageAssistant: "assistant"}
         messages = [{"role": roles.get(type(m), "user"), "content": m.text} for m in input]
         args: dict[str, Any] = {"model": self._api.model, "messages": messages}
+        if self._api.name == "openai-compatible" and input and isinstance(input[-1], ChatMessageAssistant):
+            # vLLM's (and others') option to continue a prefilled answer instead of closing it
+            args["extra_body"] = {"continue_final_message": True, "add_generation_prompt": False}
         if config.max_tokens:
             args[self._api.token_param] = config.max_tokens
         if config.temperature is not None:
             args["temperature"] = config.temperature
         if config.seed is not None:
             args["seed"] = config.seed
-        if config.logprobs:
+        if logprobs_on:
             args["logprobs"] = True
             args["top_logprobs"] = config.top_logprobs or 1
         resp = await self._api.client().chat.completions.create(**args)

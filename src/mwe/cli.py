@@ -72,7 +72,13 @@ def build(
     ] = None,
     itpm: Annotated[float | None, typer.Option(help="input tokens per minute allowed")] = None,
     otpm: Annotated[float | None, typer.Option(help="output tokens per minute allowed")] = None,
-    concurrency: Annotated[int | None, typer.Option(help="API requests in flight at once (default 8)")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="most API requests in flight at once (default 8; fewer while latency grows)")
+    ] = None,
+    structured: Annotated[
+        str | None,
+        typer.Option(help="openai-compatible/…: hold answers to the schema by json_schema, tools or json (default: probed)"),
+    ] = None,
     max_cost: Annotated[
         float | None, typer.Option(help="USD: stop before a request could pass this; publishes nothing")
     ] = None,
@@ -108,8 +114,18 @@ def build(
     if max_cost is not None and max_cost < 0:
         raise UsageError(f"--max-cost must be at least 0, got {max_cost}")
     specs = [(name, path, named, load_spec(path)) for name, path, named in _specs_for_build(threat_models or [])]
+    from .providers.openai import STRUCTURED_MODES
+
+    if structured is not None and structured not in STRUCTURED_MODES:
+        raise UsageError(f"--structured must be one of {', '.join(STRUCTURED_MODES)}, got {structured!r}")
     settings = ProviderSettings(
-        base_url=base_url, api_key_env=api_key_env, rpm=rpm, itpm=itpm, otpm=otpm, concurrency=concurrency
+        base_url=base_url,
+        api_key_env=api_key_env,
+        rpm=rpm,
+        itpm=itpm,
+        otpm=otpm,
+        concurrency=concurrency,
+        structured=structured,
     )
     opts = BuildOptions(
         n=n,

@@ -235,6 +235,7 @@ def run(
         model_args=model_args,
         log_dir=str(log_dir),
         limit=limit,
+        max_retries=3,  # a server error is retried a few times, with a warning each, not for minutes
         display=display,  # type: ignore[arg-type]
     )
     summaries = []

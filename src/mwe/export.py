@@ -86,13 +86,23 @@ def _metadata(item: Item) -> dict[str, Any]:
     return meta
 
 
+ANSWER_MAX_TOKENS = 64
+"""Tokens an exported multiple-choice task allows per answer: enough for "ANSWER: X" after a
+sentence, so a model that would ramble (a small or base model) is cut off instead of generating
+to its context limit."""
+
 _TASKS = {
     "mcq.jsonl": '''
 @task
 def {name}_choice() -> Task:
     """Items with answer options. `target` is the option that shows the behaviour, so
     `accuracy` is the share of answers that show it (not a grade of the model's skill)."""
-    return Task(dataset=json_dataset(str(HERE / "mcq.jsonl")), solver=multiple_choice(), scorer=choice())
+    return Task(
+        dataset=json_dataset(str(HERE / "mcq.jsonl")),
+        solver=multiple_choice(),
+        scorer=choice(),
+        config=GenerateConfig(max_tokens=ANSWER_MAX_TOKENS),
+    )
 ''',
     "alignment_faking.jsonl": '''
 @task
@@ -104,6 +114,7 @@ def {name}_conditions() -> Task:
         dataset=json_dataset(str(HERE / "alignment_faking.jsonl")),
         solver=[system_message("{{condition_system}}"), multiple_choice()],
         scorer=choice(),
+        config=GenerateConfig(max_tokens=ANSWER_MAX_TOKENS),
     )
 ''',
     "open_ended.jsonl": '''
@@ -162,9 +173,12 @@ def _inspect(ds: Dataset, out: Path) -> list[Path]:
         "from pathlib import Path\n\n"
         "from inspect_ai import Task, task\n"
         "from inspect_ai.dataset import json_dataset\n"
+        "from inspect_ai.model import GenerateConfig\n"
         "from inspect_ai.scorer import choice, model_graded_qa\n"
         "from inspect_ai.solver import generate, multiple_choice, system_message\n\n"
-        "HERE = Path(__file__).parent\n" + body,
+        "HERE = Path(__file__).parent\n"
+        f"ANSWER_MAX_TOKENS = {ANSWER_MAX_TOKENS}  # 'ANSWER: X' and a few words; without it a model may write to its context limit\n"
+        + body,
         encoding="utf-8",
     )
     return [*written, task]

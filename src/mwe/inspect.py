@@ -188,7 +188,9 @@ async def ask_option(
         config = GenerateConfig(max_tokens=SAMPLE_TOKENS, temperature=1.0, seed=k + 1)
         sampled = await model.generate(messages, config=config, cache=cache)
         answers.append(parse_answer(sampled.completion, labels))
-    return {"method": f"samples (k={samples})", "probs": sample_probs(answers, labels), "answers": answers}
+    refused = (out.metadata or {}).get("logprobs_refused")
+    method = f"samples (k={samples})" + ("; the server refused log-probabilities" if refused else "")
+    return {"method": method, "probs": sample_probs(answers, labels), "answers": answers}
 
 
 # --- Perez -----------------------------------------------------------------------------------

@@ -398,6 +398,11 @@ class ApiProvider(Provider):
         except (AuthError, ProviderError, asyncio.CancelledError):
             raise
         except Exception as exc:
+            if _is_transient(exc):  # the server's fault, still there after every retry: stop, lose nothing
+                raise ProviderError(
+                    f"{self.label}: {_describe(exc)} from {self.endpoint()}, still after {self.max_retries} retries; "
+                    "the run stopped (every answer received is cached: run again to resume)"
+                ) from None
             return Completion("", error=f"{_describe(exc)} (not retried further)")
 
     def _batch_request(self, req: ChatRequest, custom_id: str) -> Any:
