@@ -377,4 +377,8 @@ def test_copies_of_few_shot_examples_are_rejected(tmp_path: Path) -> None:
     p = FakeProvider(outputs=lambda req: text if req.seed % 3 == 0 else FakeProvider()._write(req))
     ds = build(s, BuildOptions(n=4, model="fake", formats=["mcq"]), Store(tmp_path), providers=(p, p))
     assert copied.question not in {i.question for i in ds}
-    assert any(r.stage == "dedup" and "few-shot example" in r.reason for r in ds.rejected)
+    # a long copy is already prompt leakage (rules); dedup catches what is near but not copied
+    assert any(
+        (r.stage == "dedup" and "few-shot example" in r.reason) or (r.stage == "rules" and "few-shot item" in r.reason)
+        for r in ds.rejected
+    )

@@ -30,10 +30,12 @@ from .filters.contamination import Guard, reference_file
 from .filters.dedup import diversity
 from .filters.judge import judge_method
 from .filters.label import second_opinion
+from .filters.rules import LEAK_MIN_WORDS, LEAK_MIN_WORDS_EXAMPLE, RULES, RuleContext, example_texts
 from .generators import get_generator
 from .items import Candidate, Dataset, Item, Rejection, compare_text
 from .progress import QuietReporter, Reporter
 from .providers import Provider, ProviderSettings, get_provider
+from .providers.base import ChatRequest, Completion, CompletionRequest
 from .spec import LETTERS, ThreatModel
 from .store import Store
 
@@ -132,6 +134,16 @@ def make_providers(opts: BuildOptions) -> tuple[Provider, Provider]:
     return gen, _other(opts, opts.judge_model)
 
 
+def request_text(req: CompletionRequest | ChatRequest) -> str:
+    """All the text a generation request sent, for the prompt-leak rule."""
+    return f"{req.system}\n{req.prompt}" if isinstance(req, ChatRequest) else req.prompt
+
+
+def stopped_at_cap(req: CompletionRequest | ChatRequest, answer: Completion) -> bool:
+    """The provider said so, or (answers cached before it could say) a completion used every token."""
+    return answer.truncated or (isinstance(req, CompletionRequest) and answer.output_tokens >= req.max_tokens > 0)
+
+
 def split(n: int, keys: list[str]) -> dict[str, int]:
     """n over keys in equal shares, earlier keys taking the remainder: the items per format."""
     return {k: n // len(keys) + (1 if i < n % len(keys) else 0) for i, k in enumerate(keys)}
@@ -173,6 +185,7 @@ class _Run:
             for q, options, _ in [ex.view()]
         ]
         self.references = references
+        self.shot_texts = example_texts(spec)
         self.pool: list[Candidate] = []
         self.rejected: list[Rejection] = []
         self.generated = Counter[str]()
@@ -252,18 +265,20 @@ class _Run:
                 completions = self.gen_engine.complete("generation", requests, tick)
         self.timings["generation"] += time.monotonic() - t0
         fresh: list[Candidate] = []
+        sent: dict[str, str] = {}
+        capped: dict[str, int] = {}
         for req, (facet, sample), comp in zip(requests, samples, completions, strict=True):
-            lineage = {
-                "model": label,
-                "seed": req.seed,
-                "sample": sample,
-                "request": req.key(self.gen_engine.provider.name, self.gen_engine.provider.model),
-            }
+            key = req.key(self.gen_engine.provider.name, self.gen_engine.provider.model)
+            lineage = {"model": label, "seed": req.seed, "sample": sample, "request": key}
+            sent[key] = request_text(req)
+            if stopped_at_cap(req, comp):
+                capped[key] = req.max_tokens
             cands, bad = self.generator.parse(facet, comp, lineage)
             self.generated[facet] += len(cands) + len(bad)
             fresh += cands
             self.rejected += bad
-        fresh, bad = apply_rules(fresh)
+        ctx = RuleContext(sent, capped, tuple(self.quotas), self.shot_texts, self.spec.judge.min_label_confidence)
+        fresh, bad = apply_rules(fresh, ctx)
         self.rejected += bad
         if self.references is not None:
             fresh, bad = self.references.check(fresh)  # before any judge call: a copy is not worth judging
@@ -275,6 +290,8 @@ class _Run:
                 probs = self.gen_engine.classify("label", label_requests, tick)
             self.generator.apply_labels(fresh, probs)
             self.timings["label"] += time.monotonic() - t0
+            fresh, bad = apply_rules(fresh, ctx, after_label=True)
+            self.rejected += bad
         t0 = time.monotonic()
         with self.reporter.stage(f"{self.tag}round {self.rounds}: judge", len(fresh) + 1) as tick:
             fresh, bad = judge(self.judge_engine, self.spec, fresh, self.threshold, tick)
@@ -286,6 +303,8 @@ class _Run:
             with self.reporter.stage(f"{self.tag}round {self.rounds}: label check", len(fresh) * k) as tick:
                 fresh, bad = label_check(self.judge_engine, self.spec, fresh, tick)
             self.timings["label"] += time.monotonic() - t0
+            self.rejected += bad
+            fresh, bad = apply_rules(fresh, ctx, after_label=True)
             self.rejected += bad
         if self.second_engine is not None and fresh:
             t0 = time.monotonic()
@@ -617,7 +636,13 @@ def _build(
             "judge": {
                 "method": judge_method(judge_engine),
                 "threshold": first.threshold,
+                "min_label_confidence": spec.judge.min_label_confidence,
                 "second": _agreement(second, [v for r in runs for v in r.second_votes]) if second else None,
+            },
+            "rules": {
+                "checks": list(RULES),
+                "leak_min_words": LEAK_MIN_WORDS,
+                "leak_min_words_example": LEAK_MIN_WORDS_EXAMPLE,
             },
             "dedup": {
                 "embedder": embedder_name,

@@ -121,6 +121,9 @@ class JudgeSpec(_Strict):
     threshold: float = Field(default=8.0, ge=0, le=10)
     label_samples: int = Field(default=1, ge=1, le=9)
     """Samples of the label judge per item (chat models); their agreement is `label_confidence`."""
+    min_label_confidence: float = Field(default=0.5, ge=0, le=1)
+    """Reject an item whose label check gives its key less than this (the share of label-judge
+    samples that agree, or the embedded model's probability): by default one that leans against it."""
     min_kappa: float | None = Field(default=None, ge=-1, le=1)
     """Refuse to build with a judge whose stored calibration (`mwe calibrate`) has a lower Cohen's κ."""
 

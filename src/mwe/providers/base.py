@@ -144,6 +144,9 @@ class Completion:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     batch: bool = False
+    truncated: bool = False
+    """The provider stopped the answer at the request's max_tokens (not at a stop sequence or
+    the model's own end): its last field is likely cut off, and the rules reject such items."""
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -151,7 +154,7 @@ class Completion:
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
         }
-        for name in ("data", "cache_read_tokens", "cache_write_tokens", "batch"):
+        for name in ("data", "cache_read_tokens", "cache_write_tokens", "batch", "truncated"):
             if getattr(self, name):
                 out[name] = getattr(self, name)
         return out
@@ -167,6 +170,7 @@ class Completion:
             cache_read_tokens=d.get("cache_read_tokens", 0),
             cache_write_tokens=d.get("cache_write_tokens", 0),
             batch=d.get("batch", False),
+            truncated=d.get("truncated", False),
         )
 
 
