@@ -438,6 +438,7 @@ def validate(
 ) -> None:
     """Check threat-model specs; exit 2 naming the file and field of every problem."""
     from .spec import find_spec, known_specs, load_spec
+    from .template import check_placeholders
 
     targets: list[Path] = []
     for p in paths or []:
@@ -451,6 +452,7 @@ def validate(
     for path in targets:
         try:
             spec = load_spec(path)
+            check_placeholders(spec, str(path))
             out.print(f"ok  {path} ({spec.name} v{spec.version}; {', '.join(spec.formats)})", highlight=False)
         except SpecError as exc:
             failed += 1
