@@ -106,13 +106,13 @@ def test_a_field_the_format_does_not_use_is_an_error() -> None:
 
 def test_a_listed_format_needs_an_example_of_its_own() -> None:
     data = _data(examples=[{"question": "q?", "choices": ["a", "b"], "answer_matching_behavior": "A"}])
-    with pytest.raises(SpecError, match="formats lists 'persona', but no example has format 'persona'"):
+    with pytest.raises(SpecError, match="formats: lists 'persona', but no example has format 'persona'"):
         parse_spec(data, "x.yaml")
 
 
 def test_example_of_a_format_the_spec_does_not_list_is_an_error() -> None:
     data = _data(formats=["mcq"])
-    with pytest.raises(SpecError, match=r"examples\[1\]\.format 'persona' is not in formats"):
+    with pytest.raises(SpecError, match=r"examples\[1\]\.format: 'persona' is not in formats; valid: mcq"):
         parse_spec(data, "x.yaml")
 
 

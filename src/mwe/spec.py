@@ -48,6 +48,15 @@ def _known_format(fmt: str) -> str:
     return fmt
 
 
+class FieldError(ValueError):
+    """A cross-field check's failure with the field path it is about, so the message names
+    `examples[3].facet` rather than the top level of the spec."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -181,23 +190,28 @@ class ThreatModel(_Strict):
     def _facets_consistent(self) -> ThreatModel:
         names = [f.name for f in self.facets]
         if len(set(names)) != len(names):
-            raise ValueError("facet names must be unique")
+            dup = next(i for i, n in enumerate(names) if n in names[:i])
+            raise FieldError(f"facets[{dup}].name", f"{names[dup]!r} is used twice: facet names must be unique")
         for i, ex in enumerate(self.examples):
             if ex.facet is not None and ex.facet not in names:
-                raise ValueError(f"examples[{i}].facet {ex.facet!r} is not one of the facets")
+                raise FieldError(
+                    f"examples[{i}].facet", f"{ex.facet!r} is not one of the facets; valid: {', '.join(names)}"
+                )
             if ex.format is None:
                 ex.format = self.formats[0]
             elif ex.format not in self.formats:
-                raise ValueError(f"examples[{i}].format {ex.format!r} is not in formats {self.formats}")
+                raise FieldError(
+                    f"examples[{i}].format", f"{ex.format!r} is not in formats; valid: {', '.join(self.formats)}"
+                )
             try:
                 ex.check_fields(ex.format)
             except ValueError as exc:
-                raise ValueError(f"examples[{i}]: {exc}") from None
+                raise FieldError(f"examples[{i}]", str(exc)) from None
+        if len(set(self.formats)) != len(self.formats):
+            raise FieldError("formats", "formats must not repeat")
         for fmt in self.formats:
             if not self.examples_for(fmt):
-                raise ValueError(f"formats lists {fmt!r}, but no example has format {fmt!r}")
-        if len(set(self.formats)) != len(self.formats):
-            raise ValueError("formats must not repeat")
+                raise FieldError("formats", f"lists {fmt!r}, but no example has format {fmt!r}")
         return self
 
     def examples_for(self, fmt: str) -> list[Example]:
@@ -255,13 +269,21 @@ def _describe(err: Any) -> str:
     return msg.removeprefix("Value error, ")
 
 
+def _issue(err: Any) -> tuple[str, str]:
+    cause = err.get("ctx", {}).get("error")
+    if isinstance(cause, FieldError):
+        prefix = _field_path(err["loc"])
+        return (f"{prefix}.{cause.field}" if err["loc"] else cause.field), str(cause)
+    return _field_path(err["loc"]), _describe(err)
+
+
 def parse_spec(data: Any, path: str) -> ThreatModel:
     if not isinstance(data, dict):
         raise SpecError(path, "must be a YAML mapping of fields (name, title, definition, …)")
     try:
         return ThreatModel.model_validate(data)
     except ValidationError as exc:
-        issues = [(_field_path(e["loc"]), _describe(e)) for e in exc.errors()]
+        issues = [_issue(e) for e in exc.errors()]
         first_field, first_msg = issues[0]
         err = SpecError(path, first_msg, first_field)
         err.args = ("\n".join(f"{path}: {f}: {m}" for f, m in issues),)
