@@ -100,7 +100,9 @@ def check_placeholders(spec: ThreatModel, path: str) -> None:
     field, text = found[0]
     err = SpecError(path, f"still holds the placeholder text of `mwe new` ({text!r}): write your own", field)
     err.args = (
-        "\n".join(f"{path}: {f}: still holds the placeholder text of `mwe new` ({t!r}): write your own" for f, t in found),
+        "\n".join(
+            f"{path}: {f}: still holds the placeholder text of `mwe new` ({t!r}): write your own" for f, t in found
+        ),
     )
     raise err
 
