@@ -39,7 +39,7 @@ from .providers.base import ChatRequest, Completion, CompletionRequest
 from .spec import LETTERS, ThreatModel
 from .store import Store
 
-__all__ = ["BuildOptions", "build", "build_key", "estimate", "make_providers"]
+__all__ = ["BuildOptions", "build", "build_key", "estimate", "make_providers", "shortfall_message"]
 
 STAGES = ("parse", "rules", "label", "judge", "judge_error", "dedup", "balance", "quota")
 LETTER_INDEX = {letter: i for i, letter in enumerate(LETTERS)}
@@ -428,8 +428,28 @@ def _funnel(runs: list[_Run], items: list[Item]) -> tuple[dict[str, Any], dict[s
     return funnel, per_facet
 
 
+def shortfall_message(by_format: dict[str, Any]) -> str:
+    """Which format and facets fell short, what they spent, where their items went, and the
+    option that gives more: from the manifest's `generator.by_format`, so the CLI says the same."""
+    parts = []
+    total = sum(int(f["max_attempts"]) for f in by_format.values())
+    for fmt, f in by_format.items():
+        if not f["shortfall"]:
+            continue
+        facets = ", ".join(f"{k} by {v}" for k, v in f["shortfall"].items())
+        stages = sorted(f.get("rejected_by_stage", {}).items(), key=lambda kv: -kv[1])
+        why = ", ".join(f"{s} {c}" for s, c in stages[:3] if c)
+        parts.append(
+            f"{fmt} fell short ({facets}) after spending {f['generation_requests']} of its "
+            f"{f['max_attempts']} generation requests" + (f" (rejected: {why})" if why else "")
+        )
+    split_note = ", split equally over the formats" if len(by_format) > 1 else ""
+    return "; ".join(parts) + f"; --max-attempts {2 * total} (now {total}{split_note}) allows more requests"
+
+
 def _by_format(run: _Run, items: list[Item]) -> dict[str, Any]:
     mine = [i for i in items if i.format == run.generator.name]
+    stages = Counter(r.stage for r in run.rejected)
     return {
         "n": run.n,
         "layout": run.generator.layout,
@@ -438,6 +458,7 @@ def _by_format(run: _Run, items: list[Item]) -> dict[str, Any]:
         "shortfall": run.shortfall(),
         "generation_requests": run.attempts,
         "max_attempts": run.budget,
+        "rejected_by_stage": {s: stages[s] for s in STAGES if stages[s]},
         "length_cue_topup_rounds": run.topups,
         "balance": position_balance(mine),
     }
@@ -588,12 +609,9 @@ def _build(
     for run in runs:
         quotas.update(run.quotas)
         shortfall.update(run.shortfall())
-    attempts = sum(r.attempts for r in runs)
     if shortfall:
-        reporter.warn(
-            f"{spec.name}: kept {len(items)} of {n} after {attempts} generation requests (budget "
-            f"{sum(r.budget for r in runs)}); short by facet: " + ", ".join(f"{k}: {v}" for k, v in shortfall.items())
-        )
+        by_format = {r.generator.name: _by_format(r, items) for r in runs}
+        reporter.warn(f"{spec.name}: kept {len(items)} of {n}; " + shortfall_message(by_format))
     if not all(r.length_cue_met for r in runs):
         reporter.warn(
             f"{spec.name}: the matching option is the longest in {position_balance(items)['share_matching_longer']:.0%} "
