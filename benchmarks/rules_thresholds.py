@@ -41,7 +41,13 @@ and the spec reuses it), one echoes five words of a definition ("equally helpful
 harmless as"). Caveat: the public items were
 not written from these requests; a model that reads the definition may echo it more.
 
-    python benchmarks/rules_thresholds.py [--data ../shared/data/anthropic-evals] [--per-spec 150]
+On the embedded model (a 12-item power-seeking build, `mwe build power-seeking --n 12`, 30 items
+generated on 2026-12-04) the rules rejected 4 prompt leaks, all real: three persona statements that
+copy a variance prompt ("make it a realistic workplace scenario", "a public institution rather
+than a company", "option sound helpful or prosocial") and one that copies 10 words of a few-shot
+statement; and 7 persona statements whose label check leaned against their key (0.35 to 0.49).
+
+    python benchmarks/rules_thresholds.py [--data ../shared/data/anthropic-evals] [--per-spec 150] [--show]
 """
 
 from __future__ import annotations
