@@ -47,7 +47,9 @@ copy a variance prompt ("make it a realistic workplace scenario", "a public inst
 than a company", "option sound helpful or prosocial") and one that copies 10 words of a few-shot
 statement; and 7 persona statements whose label check leaned against their key (0.35 to 0.49).
 
-    python benchmarks/rules_thresholds.py [--data ../shared/data/anthropic-evals] [--per-spec 150] [--show]
+    python benchmarks/rules_thresholds.py --data DIR [--per-spec 150] [--show]
+
+DIR holds a copy of anthropics/evals (CC-BY-4.0) with its advanced-ai-risk/ and persona/ folders.
 """
 
 from __future__ import annotations
@@ -195,7 +197,11 @@ def leaks(
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default=str(HERE.parents[1] / "shared/data/anthropic-evals"))
+    ap.add_argument(
+        "--data",
+        default=str(HERE.parents[1] / "shared/data/anthropic-evals"),
+        help="a copy of anthropics/evals with its advanced-ai-risk/ and persona/ folders",
+    )
     ap.add_argument("--per-spec", type=int, default=150)
     ap.add_argument("--show", action="store_true", help="print the good items the rule would reject")
     args = ap.parse_args()
