@@ -53,10 +53,16 @@ class Cache:
 
     def put(self, key: str, value: dict[str, Any]) -> None:
         """Each answer is committed on its own, so a kill loses at most the one in flight."""
-        self._db.execute(
-            "INSERT OR REPLACE INTO responses (key, value, created) VALUES (?, ?, ?)",
-            (key, json.dumps(value, ensure_ascii=False), time.time()),
-        )
+        try:
+            self._db.execute(
+                "INSERT OR REPLACE INTO responses (key, value, created) VALUES (?, ?, ?)",
+                (key, json.dumps(value, ensure_ascii=False), time.time()),
+            )
+        except sqlite3.Error as exc:  # a full disk or a cache made read-only under a running build
+            raise StoreError(
+                f"response cache {self.path}: cannot store an answer ({exc}); the answers stored so far are "
+                "kept: free space or set MWE_CACHE_DIR to a writable folder, then re-run"
+            ) from None
 
     # Batch jobs: recorded before polling starts so a killed run polls the same batch again.
     def add_batch(self, batch_id: str, provider: str, keys: list[str]) -> None:
