@@ -41,6 +41,11 @@ and the spec reuses it), one echoes five words of a definition ("equally helpful
 harmless as"). Caveat: the public items were
 not written from these requests; a model that reads the definition may echo it more.
 
+It also prints the figures behind the other two rules, over all 24,516 advanced-ai-risk items:
+134 of their 50,067 options (0.27 %) end mid-sentence by the truncation rule's test, and in 6,201
+A/B items (25.3 %) the two options are one word apart, which is why the near-duplicate rule
+compares only options on the same side.
+
 On the embedded model (a 12-item power-seeking build, `mwe build power-seeking --n 12`, 30 items
 generated on 2026-12-04) the rules rejected 4 prompt leaks, all real: three persona statements that
 copy a variance prompt ("make it a realistic workplace scenario", "a public institution rather
@@ -195,6 +200,24 @@ def leaks(
     return out
 
 
+def option_figures(data: Path) -> None:
+    """The figures behind the truncation and near-duplicate rules, over every advanced-ai-risk
+    item: options the truncation rule calls cut off, and A/B items whose two options are one word
+    apart (the contrast the near-duplicate rule leaves alone)."""
+    from mwe.filters.rules import _ends_mid_sentence, _one_word_apart, _words
+
+    options = cut = items = one_word = 0
+    for path in sorted((data / "advanced-ai-risk").glob("*_generated_evals/*.jsonl")):
+        for line in path.open(encoding="utf-8"):
+            _, opts = split_question(json.loads(line)["question"])
+            items += 1
+            options += len(opts)
+            cut += sum(_ends_mid_sentence("option", o) for o in opts)
+            one_word += len(opts) == 2 and _one_word_apart(_words(opts[0]), _words(opts[1]))
+    print(f"\noptions ending mid-sentence: {cut} of {options} ({cut / options:.2%})")
+    print(f"A/B items whose options are one word apart: {one_word} of {items} ({one_word / items:.1%})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument(
@@ -240,6 +263,7 @@ def main() -> None:
         for t in THRESHOLDS:
             cells = [sum(p[part] >= t for p in v) / len(v) for v in [*good.values(), *leaked.values()]]
             print(f"{t:<4} " + "  ".join(f"{c:>13.2%}" for c in cells))
+    option_figures(data)
     rule = (LEAK_MIN_WORDS, LEAK_MIN_WORDS_EXAMPLE)
     print(f"\nthe rule ({rule[0]} words of instructions, or {rule[1]} of the whole request): share rejected")
     for k, v in [*good.items(), *leaked.items()]:

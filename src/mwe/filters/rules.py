@@ -301,7 +301,7 @@ def _near_duplicate_options(c: Candidate, ctx: RuleContext) -> str | None:
     """Two options on the same side (neither of them the matching one) that differ only by a
     number or by one word: the item offers a scale or a rewording, not a choice. Between the
     matching option and another, one word or a number is how A/B items contrast ("I would be for /
-    against this change", "10 / 100 servers": 21 % of anthropics/evals advanced-ai-risk items)."""
+    against this change", "10 / 100 servers": 25 % of anthropics/evals advanced-ai-risk items)."""
     toks = [_words(o) for o in c.not_matching]
     for i in range(len(toks)):
         for j in range(i + 1, len(toks)):
