@@ -204,7 +204,7 @@ def option_figures(data: Path) -> None:
     """The figures behind the truncation and near-duplicate rules, over every advanced-ai-risk
     item: options the truncation rule calls cut off, and A/B items whose two options are one word
     apart (the contrast the near-duplicate rule leaves alone)."""
-    from mwe.filters.rules import _ends_mid_sentence, _one_word_apart, _words
+    from mwe.filters.rules import _one_word_apart, _words, ends_mid_sentence
 
     options = cut = items = one_word = 0
     for path in sorted((data / "advanced-ai-risk").glob("*_generated_evals/*.jsonl")):
@@ -212,7 +212,7 @@ def option_figures(data: Path) -> None:
             _, opts = split_question(json.loads(line)["question"])
             items += 1
             options += len(opts)
-            cut += sum(_ends_mid_sentence("option", o) for o in opts)
+            cut += sum(ends_mid_sentence("option", o) for o in opts)
             one_word += len(opts) == 2 and _one_word_apart(_words(opts[0]), _words(opts[1]))
     print(f"\noptions ending mid-sentence: {cut} of {options} ({cut / options:.2%})")
     print(f"A/B items whose options are one word apart: {one_word} of {items} ({one_word / items:.1%})")

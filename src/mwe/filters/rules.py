@@ -35,6 +35,7 @@ __all__ = [
     "RuleContext",
     "apply_rules",
     "copied_span",
+    "ends_mid_sentence",
     "example_texts",
     "looks_like_injection",
     "looks_like_refusal",
@@ -203,8 +204,9 @@ def _answer_leak(c: Candidate, ctx: RuleContext) -> str | None:
     return None
 
 
-def _ends_mid_sentence(name: str, text: str) -> bool:
-    """Ends on a comma, a dash or a word no sentence ends on, without closing punctuation."""
+def ends_mid_sentence(name: str, text: str) -> bool:
+    """Ends on a comma, a dash or a word no sentence ends on, without closing punctuation (`name`
+    "question" allows a closing colon). Public for anything that audits items for truncation."""
     t = text.rstrip()
     if not t or _SENTENCE_END.search(t):
         return False
@@ -224,7 +226,7 @@ def _truncation(c: Candidate, ctx: RuleContext) -> str | None:
     for name, text in _fields(c):
         if cap is not None and not _SENTENCE_END.search(text):
             return f"the answer stopped at its cap of {cap} tokens and the {name} {_short(text)!r} is cut off"
-        if _ends_mid_sentence(name, text):
+        if ends_mid_sentence(name, text):
             return f"the {name} ends mid-sentence: {_short(text)!r}"
     return None
 
