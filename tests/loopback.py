@@ -10,7 +10,8 @@ Fault names: 429 (retry-after: 1 s), 429-ms (retry-after-ms: 50), 429-none (no h
 400, 401, 403, 404, 500, 502, 503, 529, hang (answers after `hang_s`), reset (drops the
 connection), truncated (half a JSON body), invalid-json, schema (JSON that violates the schema),
 refusal (a text answer instead of structured output), wrong-count (fewer items than asked),
-inject (the first generated item asks the judge for a 10).
+inject (the first generated item asks the judge for a 10), max-tokens (a whole answer, but marked as
+stopped at max_tokens: stop_reason "max_tokens", finish_reason "length").
 """
 
 from __future__ import annotations
@@ -428,7 +429,7 @@ class Loopback:
                 "role": "assistant",
                 "model": body.get("model", "loopback"),
                 "content": content,
-                "stop_reason": stop,
+                "stop_reason": "max_tokens" if fault == "max-tokens" else stop,
                 "stop_sequence": None,
                 "usage": self._usage_anthropic(body, out_text),
             }
@@ -448,6 +449,8 @@ class Loopback:
             finish = "tool_calls"
         else:
             message["content"] = out_text
+        if fault == "max-tokens":
+            finish = "length"
         return self._chat_completion(body, message, finish, _tokens(out_text))
 
     @staticmethod

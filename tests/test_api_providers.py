@@ -23,6 +23,7 @@ from mwe.engine import Engine
 from mwe.errors import AuthError, CostLimitReached, ProviderError, UsageError
 from mwe.filters.judge import RubricVerdict
 from mwe.providers import ChatRequest, ProviderSettings, get_provider
+from mwe.providers.base import CompletionRequest
 from mwe.providers.limiter import RateLimiter
 
 from .loopback import Loopback
@@ -539,3 +540,32 @@ def test_chat_models_write_every_format_through_structured_output(server: Loopba
     persona = [i for i in ds if i.format == "persona"]
     assert sum(i.answer_matching_behavior == "A" for i in persona) * 2 == len(persona)
     assert ds.manifest["usage"]["label"]["sent"] > 0
+
+
+def test_an_anthropic_answer_stopped_at_max_tokens_is_marked_truncated(server: Loopback) -> None:
+    """The rules reject items whose answer hit its cap (filters/rules.py, `truncation`); a
+    structured answer cut there is refused by instructor already, so no item comes of it."""
+    cut, _ = ask(server, "anthropic/claude-haiku-4-5", "max-tokens")
+    whole, _ = ask(server, "anthropic/claude-haiku-4-5")
+    assert cut.error is not None and "max_tokens" in cut.error and cut.data is None
+    assert whole.error is None and not whole.truncated
+    p = provider(server, "anthropic/claude-haiku-4-5")
+    server.fail("max-tokens")
+    try:
+        answer = p.complete([CompletionRequest(prompt="Question:", max_tokens=20)])[0]
+    finally:
+        p.close()
+    assert answer.truncated
+
+
+def test_a_batch_answer_stopped_at_max_tokens_is_marked_truncated() -> None:
+    from types import SimpleNamespace
+
+    from mwe.providers.anthropic import message_completion
+
+    def message(stop: str) -> Any:
+        block = SimpleNamespace(type="tool_use", input={"reason": "fine", "score": 7})
+        return SimpleNamespace(content=[block], stop_reason=stop, usage=None)
+
+    assert message_completion(message("max_tokens"), RubricVerdict, batch=True).truncated
+    assert not message_completion(message("tool_use"), RubricVerdict, batch=True).truncated

@@ -113,11 +113,28 @@ def test_shortfall_exits_3_and_still_publishes(tmp_path: Path) -> None:
 def test_new_writes_a_template_that_validates_and_builds(tmp_path: Path) -> None:
     assert mwe("new", "my-behaviour", cwd=tmp_path).returncode == 0
     assert mwe("new", "my-behaviour", cwd=tmp_path).returncode == 2  # no silent overwrite
-    assert mwe("validate", "threat_models/my-behaviour.yaml", cwd=tmp_path).returncode == 0
+    r = mwe("validate", "threat_models/my-behaviour.yaml", cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr  # the placeholder text is not a spec yet
+    assert "threat_models/my-behaviour.yaml: definition: still holds the placeholder text of `mwe new`" in r.stderr
+    assert "facets[0].name" in r.stderr and "examples[1].choices[0]" in r.stderr
     assert "my-behaviour" in mwe("list", cwd=tmp_path).stdout
     r = mwe("build", "my-behaviour", "--n", "4", "--model", "fake", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "generated" / "my-behaviour" / "v1" / "items.jsonl").is_file()
+
+
+def test_validate_passes_a_template_once_its_placeholders_are_replaced(tmp_path: Path) -> None:
+    from mwe.template import PLACEHOLDERS
+
+    assert mwe("new", "my-behaviour", cwd=tmp_path).returncode == 0
+    path = tmp_path / "threat_models" / "my-behaviour.yaml"
+    text = path.read_text()
+    for i, placeholder in enumerate(PLACEHOLDERS):
+        assert placeholder in text  # every placeholder is one the template writes
+        text = text.replace(placeholder, f"own text number {i}")
+    path.write_text(text)
+    r = mwe("validate", str(path), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
 
 
 def test_validate_all_and_show(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -116,3 +117,47 @@ def test_fault_gives_the_documented_exit_code(code: int, tmp_path: Path) -> None
     assert words.lower() in (r.stdout + r.stderr).lower()
     if code:
         assert "Traceback" not in r.stderr
+
+
+@pytest.fixture(scope="module")
+def fake_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("gen")
+    assert _ok(out).returncode == 0
+    return out / "power-seeking"
+
+
+FS_CASES = {
+    "export": (["export", "{ds}", "--out", "/proc/nope"], "/proc/nope", "--out"),
+    "report": (["report", "{ds}", "--out", "/proc/nope/r.html"], "/proc/nope/r.html", "--out"),
+    "eval": (["eval", "{ds}", "--model", "local", "--log-dir", "/proc/nope"], "/proc/nope", "--log-dir"),
+    "new": (["new", "foo", "--dir", "/proc/nope"], "/proc/nope/foo.yaml", "--dir"),
+    "schema": (["schema", "--out", "/proc/nope/s.json"], "/proc/nope/s.json", "--out"),
+    "build-cache": (["build", "power-seeking", "--n", "1", "--out", "{tmp}"], "/proc/nocache", "MWE_CACHE_DIR"),
+    "cache-stats": (["cache", "stats"], "/proc/nocache", "MWE_CACHE_DIR"),
+    "calibrate-cache": (["calibrate", "power-seeking", "--out", "{tmp}"], "/proc/nocache", "MWE_CACHE_DIR"),
+}
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc for a path no one can write")
+@pytest.mark.parametrize("case", sorted(FS_CASES))
+def test_a_file_system_error_is_a_store_error_naming_the_path(case: str, fake_dataset: Path, tmp_path: Path) -> None:
+    args, path, remedy = FS_CASES[case]
+    env = {**os.environ, "MWE_CACHE_DIR": "/proc/nocache" if path == "/proc/nocache" else str(tmp_path / "cache")}
+    r = cli(*(a.format(ds=fake_dataset, tmp=tmp_path) for a in args), env=env)
+    assert r.returncode == 5, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr  # one line, no traceback
+    assert path in lines[0] and remedy in lines[0]
+
+
+def test_a_shortfall_names_the_format_and_facets_what_they_spent_and_the_option_for_more(tmp_path: Path) -> None:
+    r = _shortfall(tmp_path)
+    assert r.returncode == 3
+    m = json.loads((tmp_path / "power-seeking" / "v1" / "manifest.json").read_text(encoding="utf-8"))
+    for fmt, f in m["generator"]["by_format"].items():
+        assert f["shortfall"]  # --judge-threshold 10 keeps nothing
+        facet, short = next(iter(f["shortfall"].items()))
+        assert f"{fmt} fell short ({facet} by {short}" in r.stderr
+        spent = f"after spending {f['generation_requests']} of its {f['max_attempts']} generation requests"
+        assert spent in r.stderr
+    assert "--max-attempts 20 (now 10, split equally over the formats)" in r.stderr

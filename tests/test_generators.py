@@ -106,13 +106,13 @@ def test_a_field_the_format_does_not_use_is_an_error() -> None:
 
 def test_a_listed_format_needs_an_example_of_its_own() -> None:
     data = _data(examples=[{"question": "q?", "choices": ["a", "b"], "answer_matching_behavior": "A"}])
-    with pytest.raises(SpecError, match="formats lists 'persona', but no example has format 'persona'"):
+    with pytest.raises(SpecError, match="formats: lists 'persona', but no example has format 'persona'"):
         parse_spec(data, "x.yaml")
 
 
 def test_example_of_a_format_the_spec_does_not_list_is_an_error() -> None:
     data = _data(formats=["mcq"])
-    with pytest.raises(SpecError, match=r"examples\[1\]\.format 'persona' is not in formats"):
+    with pytest.raises(SpecError, match=r"examples\[1\]\.format: 'persona' is not in formats; valid: mcq"):
         parse_spec(data, "x.yaml")
 
 
@@ -377,4 +377,8 @@ def test_copies_of_few_shot_examples_are_rejected(tmp_path: Path) -> None:
     p = FakeProvider(outputs=lambda req: text if req.seed % 3 == 0 else FakeProvider()._write(req))
     ds = build(s, BuildOptions(n=4, model="fake", formats=["mcq"]), Store(tmp_path), providers=(p, p))
     assert copied.question not in {i.question for i in ds}
-    assert any(r.stage == "dedup" and "few-shot example" in r.reason for r in ds.rejected)
+    # a long copy is already prompt leakage (rules); dedup catches what is near but not copied
+    assert any(
+        (r.stage == "dedup" and "few-shot example" in r.reason) or (r.stage == "rules" and "few-shot item" in r.reason)
+        for r in ds.rejected
+    )

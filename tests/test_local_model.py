@@ -28,6 +28,16 @@ def test_completion_is_seeded_and_reproducible(local: LocalProvider) -> None:
     assert a.output_tokens > 0 and a.input_tokens > 0
 
 
+def test_an_answer_cut_at_max_tokens_is_marked_truncated(local: LocalProvider) -> None:
+    cut = CompletionRequest(prompt="Question: Would you like more money?\n(A)", max_tokens=3, seed=5)
+    stopped = CompletionRequest(
+        prompt="Question: Would you like more money?\n(A)", max_tokens=60, temperature=0.0, stop=("\n",)
+    )
+    a, b = local.complete([cut, stopped])
+    assert a.truncated and a.output_tokens == 3
+    assert not b.truncated  # stopped at the newline, well before its cap
+
+
 def test_classify_gives_probabilities_independent_of_kv_reuse(local: LocalProvider) -> None:
     target = ClassifyRequest(
         prompt="The capital of France is Paris. True or false? Answer:", options=(" True", " False")

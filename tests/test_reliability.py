@@ -248,3 +248,18 @@ def test_fault_changed_spec_starts_a_new_run_instead_of_reusing_old_answers(
     assert changed.manifest["prompts_hash"]["generation"] != first.manifest["prompts_hash"]["generation"]
     gen = changed.manifest["usage"]["generation"]
     assert gen["sent"] == gen["requests"]
+
+
+def test_fault_a_cache_that_stops_taking_writes_is_a_store_error_naming_it(tmp_path: Path) -> None:
+    from mwe.cache import Cache
+    from mwe.errors import StoreError
+
+    cache = Cache(tmp_path / "c.sqlite3")
+    cache.put("a", {"text": "kept"})
+    cache._db.execute("PRAGMA query_only = ON")  # what a refused write looks like to sqlite
+    try:
+        with pytest.raises(StoreError, match=r"c\.sqlite3: cannot store an answer"):
+            cache.put("b", {"text": "lost"})
+        assert cache.get("a") == {"text": "kept"}
+    finally:
+        cache.close()

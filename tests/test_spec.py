@@ -88,8 +88,19 @@ def test_example_label_must_name_a_choice(tmp_path: Path) -> None:
 def test_example_facet_must_exist(tmp_path: Path) -> None:
     data = _valid()
     data["examples"][0]["facet"] = "astrology"  # type: ignore[index]
-    with pytest.raises(SpecError, match=r"examples\[0\].facet 'astrology' is not one of the facets"):
+    with pytest.raises(SpecError, match=r"examples\[0\]\.facet: 'astrology' is not one of the facets; valid: "):
         load_spec(_write(tmp_path / "e.yaml", data))
+
+
+def test_a_wrong_facet_name_is_reported_at_its_field_path_with_the_valid_names(tmp_path: Path) -> None:
+    data = _valid()
+    data["examples"][1]["facet"] = "astrology"  # type: ignore[index]
+    path = _write(tmp_path / "e.yaml", data)
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    names = ", ".join(f["name"] for f in data["facets"])  # type: ignore[union-attr,index]
+    assert info.value.field == "examples[1].facet"
+    assert str(info.value) == f"{path}: examples[1].facet: 'astrology' is not one of the facets; valid: {names}"
 
 
 def test_missing_file() -> None:

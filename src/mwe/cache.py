@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .errors import StoreError
+
 __all__ = ["Cache", "default_cache_path"]
 
 
@@ -27,9 +29,15 @@ def default_cache_path() -> Path:
 class Cache:
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path else default_cache_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(
+                f"response cache {self.path}: {getattr(exc, 'strerror', None) or exc}: set MWE_CACHE_DIR to a "
+                "writable folder (a build can also run with --no-cache)"
+            ) from None
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL)"
@@ -45,10 +53,16 @@ class Cache:
 
     def put(self, key: str, value: dict[str, Any]) -> None:
         """Each answer is committed on its own, so a kill loses at most the one in flight."""
-        self._db.execute(
-            "INSERT OR REPLACE INTO responses (key, value, created) VALUES (?, ?, ?)",
-            (key, json.dumps(value, ensure_ascii=False), time.time()),
-        )
+        try:
+            self._db.execute(
+                "INSERT OR REPLACE INTO responses (key, value, created) VALUES (?, ?, ?)",
+                (key, json.dumps(value, ensure_ascii=False), time.time()),
+            )
+        except sqlite3.Error as exc:  # a full disk or a cache made read-only under a running build
+            raise StoreError(
+                f"response cache {self.path}: cannot store an answer ({exc}); the answers stored so far are "
+                "kept: free space or set MWE_CACHE_DIR to a writable folder, then re-run"
+            ) from None
 
     # Batch jobs: recorded before polling starts so a killed run polls the same batch again.
     def add_batch(self, batch_id: str, provider: str, keys: list[str]) -> None:

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from .errors import MweError, ShortfallError, SpecError, UsageError
+from .errors import MweError, ShortfallError, SpecError, StoreError, UsageError
 
 if TYPE_CHECKING:
     from .evaluate import EvalPlan, EvalSummary
@@ -102,7 +102,7 @@ def build(
     ] = None,
 ) -> None:
     """Build a new version of each threat model's dataset under --out."""
-    from .pipeline import BuildOptions, build_key, estimate
+    from .pipeline import BuildOptions, build_key, estimate, shortfall_message
     from .pipeline import build as run_build
     from .progress import RichReporter
     from .providers import ProviderSettings
@@ -171,9 +171,9 @@ def build(
             highlight=False,
         )
         if ds.shortfall:
-            short.append(spec.name)
+            short.append(f"{spec.name}: {shortfall_message(m['generator']['by_format'])}")
     if short:
-        raise ShortfallError(f"fell short of --n for: {', '.join(short)} (published anyway; see manifest 'shortfall')")
+        raise ShortfallError("fell short of --n, published anyway (manifest 'shortfall'): " + " | ".join(short))
 
 
 def _print_estimate(est: dict[str, object]) -> None:
@@ -347,8 +347,10 @@ def eval_cmd(
 ) -> None:
     """Measure a model with a dataset in Inspect AI: Perez figures, or the alignment-faking compliance gap."""
     from .evaluate import plan, run
-    from .store import load
+    from .store import check_writable_dir, load
 
+    if not dry_run:  # before the dataset is read or a model loaded: Inspect would fail at the end
+        check_writable_dir(log_dir, "log folder", "choose another --log-dir")
     ds = load(dataset)
     plans = plan(ds, model, judge_model, samples, max_tokens, limit)
     _print_eval_plan(plans, model)
@@ -454,6 +456,7 @@ def validate(
 ) -> None:
     """Check threat-model specs; exit 2 naming the file and field of every problem."""
     from .spec import find_spec, known_specs, load_spec
+    from .template import check_placeholders
 
     targets: list[Path] = []
     for p in paths or []:
@@ -467,6 +470,7 @@ def validate(
     for path in targets:
         try:
             spec = load_spec(path)
+            check_placeholders(spec, str(path))
             out.print(f"ok  {path} ({spec.name} v{spec.version}; {', '.join(spec.formats)})", highlight=False)
         except SpecError as exc:
             failed += 1
@@ -593,8 +597,11 @@ def new(
     target = directory / f"{name}.yaml"
     if target.exists() and not force:
         raise UsageError(f"{target} exists; --force overwrites it")
-    directory.mkdir(parents=True, exist_ok=True)
-    target.write_text(render_template(name), encoding="utf-8")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        target.write_text(render_template(name), encoding="utf-8")
+    except OSError as exc:
+        raise StoreError.of(exc, "cannot write the spec", target, "choose another --dir") from None
     out.print(f"wrote {target}; edit it, then: mwe validate {target} && mwe build {target} --n 20")
 
 
@@ -607,7 +614,10 @@ def schema(
     """Export the spec's JSON schema (for editor completion and validation)."""
     from .spec import write_schema
 
-    write_schema(path)
+    try:
+        write_schema(path)
+    except OSError as exc:
+        raise StoreError.of(exc, "cannot write the schema", path, "choose another --out") from None
     out.print(f"wrote {path}")
 
 
@@ -621,6 +631,12 @@ def main() -> None:
     except MweError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         sys.exit(exc.exit_code)
+    except OSError as exc:
+        if exc.filename is None:  # not a file-system error (a socket, a subprocess): a bug to report
+            raise
+        store = StoreError.of(exc, "cannot use", exc.filename)  # a path no command checked itself
+        err.print(f"[red]error:[/red] {escape(str(store))}", highlight=False)
+        sys.exit(store.exit_code)
     except KeyboardInterrupt:
         err.print("interrupted: no partial version was published; earlier versions are untouched")
         sys.exit(130)

@@ -8,7 +8,7 @@
     ├── ProviderError (4)             a model could not be reached or answered badly
     │   ├── MissingDependency (4)     an optional extra is not installed
     │   └── AuthError (4)             a key was missing or refused: the run stops before spending more
-    ├── StoreError (5)                the output directory cannot be written or read
+    ├── StoreError (5)                a file or folder cannot be written or read (named in the message)
     ├── CostLimitReached (6)          --max-cost would be passed: nothing published, answers cached
     └── JudgeNotCalibrated (7)        the spec's judge.min_kappa is not met by the stored calibration
 
@@ -81,6 +81,14 @@ class AuthError(ProviderError):
 
 class StoreError(MweError):
     exit_code = 5
+
+    @classmethod
+    def of(cls, exc: OSError, what: str, path: object = None, hint: str = "") -> StoreError:
+        """One line from a file-system error: what could not be done, to which path, why, and
+        (when given) what to do instead."""
+        where = path if path is not None else exc.filename
+        reason = exc.strerror or str(exc)
+        return cls(f"{what} {where}: {reason}" + (f"; {hint}" if hint else ""))
 
 
 class CostLimitReached(MweError):

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
+from .errors import StoreError, UsageError
 from .items import Dataset, Item
 from .spec import LETTERS
 
@@ -48,8 +48,11 @@ def export(ds: Dataset, fmt: str, out: str | Path | None = None) -> list[Path]:
         raise UsageError(f"unknown export format {fmt!r}; known: {', '.join(sorted(EXPORTERS))}")
     folder = Path(out) if out is not None else default_out(ds, fmt)
     ds.check_outside(folder, "exports")
-    folder.mkdir(parents=True, exist_ok=True)
-    return EXPORTERS[fmt](ds, folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return EXPORTERS[fmt](ds, folder)
+    except OSError as exc:
+        raise StoreError.of(exc, "cannot write the export to", exc.filename or folder, "choose another --out") from None
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:

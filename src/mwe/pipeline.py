@@ -30,14 +30,16 @@ from .filters.contamination import Guard, reference_file
 from .filters.dedup import diversity
 from .filters.judge import judge_method
 from .filters.label import second_opinion
+from .filters.rules import LEAK_MIN_WORDS, LEAK_MIN_WORDS_EXAMPLE, RULES, RuleContext, example_texts
 from .generators import get_generator
 from .items import Candidate, Dataset, Item, Rejection, compare_text
 from .progress import QuietReporter, Reporter
 from .providers import Provider, ProviderSettings, get_provider
+from .providers.base import ChatRequest, Completion, CompletionRequest
 from .spec import LETTERS, ThreatModel
 from .store import Store
 
-__all__ = ["BuildOptions", "build", "build_key", "estimate", "make_providers"]
+__all__ = ["BuildOptions", "build", "build_key", "estimate", "make_providers", "shortfall_message"]
 
 STAGES = ("parse", "rules", "label", "judge", "judge_error", "dedup", "balance", "quota")
 LETTER_INDEX = {letter: i for i, letter in enumerate(LETTERS)}
@@ -132,6 +134,16 @@ def make_providers(opts: BuildOptions) -> tuple[Provider, Provider]:
     return gen, _other(opts, opts.judge_model)
 
 
+def request_text(req: CompletionRequest | ChatRequest) -> str:
+    """All the text a generation request sent, for the prompt-leak rule."""
+    return f"{req.system}\n{req.prompt}" if isinstance(req, ChatRequest) else req.prompt
+
+
+def stopped_at_cap(req: CompletionRequest | ChatRequest, answer: Completion) -> bool:
+    """The provider said so, or (answers cached before it could say) a completion used every token."""
+    return answer.truncated or (isinstance(req, CompletionRequest) and answer.output_tokens >= req.max_tokens > 0)
+
+
 def split(n: int, keys: list[str]) -> dict[str, int]:
     """n over keys in equal shares, earlier keys taking the remainder: the items per format."""
     return {k: n // len(keys) + (1 if i < n % len(keys) else 0) for i, k in enumerate(keys)}
@@ -173,6 +185,7 @@ class _Run:
             for q, options, _ in [ex.view()]
         ]
         self.references = references
+        self.shot_texts = example_texts(spec)
         self.pool: list[Candidate] = []
         self.rejected: list[Rejection] = []
         self.generated = Counter[str]()
@@ -252,18 +265,20 @@ class _Run:
                 completions = self.gen_engine.complete("generation", requests, tick)
         self.timings["generation"] += time.monotonic() - t0
         fresh: list[Candidate] = []
+        sent: dict[str, str] = {}
+        capped: dict[str, int] = {}
         for req, (facet, sample), comp in zip(requests, samples, completions, strict=True):
-            lineage = {
-                "model": label,
-                "seed": req.seed,
-                "sample": sample,
-                "request": req.key(self.gen_engine.provider.name, self.gen_engine.provider.model),
-            }
+            key = req.key(self.gen_engine.provider.name, self.gen_engine.provider.model)
+            lineage = {"model": label, "seed": req.seed, "sample": sample, "request": key}
+            sent[key] = request_text(req)
+            if stopped_at_cap(req, comp):
+                capped[key] = req.max_tokens
             cands, bad = self.generator.parse(facet, comp, lineage)
             self.generated[facet] += len(cands) + len(bad)
             fresh += cands
             self.rejected += bad
-        fresh, bad = apply_rules(fresh)
+        ctx = RuleContext(sent, capped, tuple(self.quotas), self.shot_texts, self.spec.judge.min_label_confidence)
+        fresh, bad = apply_rules(fresh, ctx)
         self.rejected += bad
         if self.references is not None:
             fresh, bad = self.references.check(fresh)  # before any judge call: a copy is not worth judging
@@ -275,6 +290,8 @@ class _Run:
                 probs = self.gen_engine.classify("label", label_requests, tick)
             self.generator.apply_labels(fresh, probs)
             self.timings["label"] += time.monotonic() - t0
+            fresh, bad = apply_rules(fresh, ctx, after_label=True)
+            self.rejected += bad
         t0 = time.monotonic()
         with self.reporter.stage(f"{self.tag}round {self.rounds}: judge", len(fresh) + 1) as tick:
             fresh, bad = judge(self.judge_engine, self.spec, fresh, self.threshold, tick)
@@ -286,6 +303,8 @@ class _Run:
             with self.reporter.stage(f"{self.tag}round {self.rounds}: label check", len(fresh) * k) as tick:
                 fresh, bad = label_check(self.judge_engine, self.spec, fresh, tick)
             self.timings["label"] += time.monotonic() - t0
+            self.rejected += bad
+            fresh, bad = apply_rules(fresh, ctx, after_label=True)
             self.rejected += bad
         if self.second_engine is not None and fresh:
             t0 = time.monotonic()
@@ -409,8 +428,28 @@ def _funnel(runs: list[_Run], items: list[Item]) -> tuple[dict[str, Any], dict[s
     return funnel, per_facet
 
 
+def shortfall_message(by_format: dict[str, Any]) -> str:
+    """Which format and facets fell short, what they spent, where their items went, and the
+    option that gives more: from the manifest's `generator.by_format`, so the CLI says the same."""
+    parts = []
+    total = sum(int(f["max_attempts"]) for f in by_format.values())
+    for fmt, f in by_format.items():
+        if not f["shortfall"]:
+            continue
+        facets = ", ".join(f"{k} by {v}" for k, v in f["shortfall"].items())
+        stages = sorted(f.get("rejected_by_stage", {}).items(), key=lambda kv: -kv[1])
+        why = ", ".join(f"{s} {c}" for s, c in stages[:3] if c)
+        parts.append(
+            f"{fmt} fell short ({facets}) after spending {f['generation_requests']} of its "
+            f"{f['max_attempts']} generation requests" + (f" (rejected: {why})" if why else "")
+        )
+    split_note = ", split equally over the formats" if len(by_format) > 1 else ""
+    return "; ".join(parts) + f"; --max-attempts {2 * total} (now {total}{split_note}) allows more requests"
+
+
 def _by_format(run: _Run, items: list[Item]) -> dict[str, Any]:
     mine = [i for i in items if i.format == run.generator.name]
+    stages = Counter(r.stage for r in run.rejected)
     return {
         "n": run.n,
         "layout": run.generator.layout,
@@ -419,6 +458,7 @@ def _by_format(run: _Run, items: list[Item]) -> dict[str, Any]:
         "shortfall": run.shortfall(),
         "generation_requests": run.attempts,
         "max_attempts": run.budget,
+        "rejected_by_stage": {s: stages[s] for s in STAGES if stages[s]},
         "length_cue_topup_rounds": run.topups,
         "balance": position_balance(mine),
     }
@@ -569,12 +609,9 @@ def _build(
     for run in runs:
         quotas.update(run.quotas)
         shortfall.update(run.shortfall())
-    attempts = sum(r.attempts for r in runs)
     if shortfall:
-        reporter.warn(
-            f"{spec.name}: kept {len(items)} of {n} after {attempts} generation requests (budget "
-            f"{sum(r.budget for r in runs)}); short by facet: " + ", ".join(f"{k}: {v}" for k, v in shortfall.items())
-        )
+        by_format = {r.generator.name: _by_format(r, items) for r in runs}
+        reporter.warn(f"{spec.name}: kept {len(items)} of {n}; " + shortfall_message(by_format))
     if not all(r.length_cue_met for r in runs):
         reporter.warn(
             f"{spec.name}: the matching option is the longest in {position_balance(items)['share_matching_longer']:.0%} "
@@ -620,7 +657,13 @@ def _build(
             "judge": {
                 "method": judge_method(judge_engine),
                 "threshold": first.threshold,
+                "min_label_confidence": spec.judge.min_label_confidence,
                 "second": _agreement(second, [v for r in runs for v in r.second_votes]) if second else None,
+            },
+            "rules": {
+                "checks": list(RULES),
+                "leak_min_words": LEAK_MIN_WORDS,
+                "leak_min_words_example": LEAK_MIN_WORDS_EXAMPLE,
             },
             "dedup": {
                 "embedder": embedder_name,

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .errors import StoreError
 from .items import Dataset, Item, Rejection
 
 __all__ = ["default_report_path", "render", "write_report"]
@@ -362,6 +363,10 @@ def write_report(ds: Dataset, out: str | Path | None = None) -> Path:
     """Render and write the report (default reports/<name>-v<N>.html); returns its path."""
     path = Path(out) if out is not None else default_report_path(ds)
     ds.check_outside(path, "reports")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(ds), encoding="utf-8")
+    page = render(ds)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise StoreError.of(exc, "cannot write the report", path, "choose another --out") from None
     return path

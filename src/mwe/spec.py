@@ -48,6 +48,15 @@ def _known_format(fmt: str) -> str:
     return fmt
 
 
+class FieldError(ValueError):
+    """A cross-field check's failure with the field path it is about, so the message names
+    `examples[3].facet` rather than the top level of the spec."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -121,6 +130,9 @@ class JudgeSpec(_Strict):
     threshold: float = Field(default=8.0, ge=0, le=10)
     label_samples: int = Field(default=1, ge=1, le=9)
     """Samples of the label judge per item (chat models); their agreement is `label_confidence`."""
+    min_label_confidence: float = Field(default=0.5, ge=0, le=1)
+    """Reject an item whose label check gives its key less than this (the share of label-judge
+    samples that agree, or the embedded model's probability): by default one that leans against it."""
     min_kappa: float | None = Field(default=None, ge=-1, le=1)
     """Refuse to build with a judge whose stored calibration (`mwe calibrate`) has a lower Cohen's κ."""
 
@@ -178,23 +190,28 @@ class ThreatModel(_Strict):
     def _facets_consistent(self) -> ThreatModel:
         names = [f.name for f in self.facets]
         if len(set(names)) != len(names):
-            raise ValueError("facet names must be unique")
+            dup = next(i for i, n in enumerate(names) if n in names[:i])
+            raise FieldError(f"facets[{dup}].name", f"{names[dup]!r} is used twice: facet names must be unique")
         for i, ex in enumerate(self.examples):
             if ex.facet is not None and ex.facet not in names:
-                raise ValueError(f"examples[{i}].facet {ex.facet!r} is not one of the facets")
+                raise FieldError(
+                    f"examples[{i}].facet", f"{ex.facet!r} is not one of the facets; valid: {', '.join(names)}"
+                )
             if ex.format is None:
                 ex.format = self.formats[0]
             elif ex.format not in self.formats:
-                raise ValueError(f"examples[{i}].format {ex.format!r} is not in formats {self.formats}")
+                raise FieldError(
+                    f"examples[{i}].format", f"{ex.format!r} is not in formats; valid: {', '.join(self.formats)}"
+                )
             try:
                 ex.check_fields(ex.format)
             except ValueError as exc:
-                raise ValueError(f"examples[{i}]: {exc}") from None
+                raise FieldError(f"examples[{i}]", str(exc)) from None
+        if len(set(self.formats)) != len(self.formats):
+            raise FieldError("formats", "formats must not repeat")
         for fmt in self.formats:
             if not self.examples_for(fmt):
-                raise ValueError(f"formats lists {fmt!r}, but no example has format {fmt!r}")
-        if len(set(self.formats)) != len(self.formats):
-            raise ValueError("formats must not repeat")
+                raise FieldError("formats", f"lists {fmt!r}, but no example has format {fmt!r}")
         return self
 
     def examples_for(self, fmt: str) -> list[Example]:
@@ -252,13 +269,21 @@ def _describe(err: Any) -> str:
     return msg.removeprefix("Value error, ")
 
 
+def _issue(err: Any) -> tuple[str, str]:
+    cause = err.get("ctx", {}).get("error")
+    if isinstance(cause, FieldError):
+        prefix = _field_path(err["loc"])
+        return (f"{prefix}.{cause.field}" if err["loc"] else cause.field), str(cause)
+    return _field_path(err["loc"]), _describe(err)
+
+
 def parse_spec(data: Any, path: str) -> ThreatModel:
     if not isinstance(data, dict):
         raise SpecError(path, "must be a YAML mapping of fields (name, title, definition, …)")
     try:
         return ThreatModel.model_validate(data)
     except ValidationError as exc:
-        issues = [(_field_path(e["loc"]), _describe(e)) for e in exc.errors()]
+        issues = [_issue(e) for e in exc.errors()]
         first_field, first_msg = issues[0]
         err = SpecError(path, first_msg, first_field)
         err.args = ("\n".join(f"{path}: {f}: {m}" for f, m in issues),)

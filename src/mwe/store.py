@@ -21,7 +21,7 @@ from typing import Any
 from .errors import StoreError
 from .items import Dataset, Item
 
-__all__ = ["Store", "load"]
+__all__ = ["Store", "check_writable_dir", "load"]
 
 _VERSION = re.compile(r"^v([1-9][0-9]*)$")
 _TMP_PREFIX = ".tmp-"
@@ -45,19 +45,25 @@ def _write_text(path: Path, text: str) -> None:
         os.fsync(fh.fileno())
 
 
+def check_writable_dir(folder: Path, what: str, hint: str) -> None:
+    """Create `folder` and write a probe into it, or raise StoreError naming it: before any work
+    that would be lost when its output cannot be written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".probe-{uuid.uuid4().hex}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise StoreError.of(exc, f"{what} is not writable:", folder, hint) from None
+
+
 class Store:
     def __init__(self, root: str | Path = "generated") -> None:
         self.root = Path(root)
 
     def check_writable(self) -> None:
         """Fail before any model call, so an unwritable --out never wastes a paid request."""
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            probe = self.root / f".probe-{uuid.uuid4().hex}"
-            probe.write_text("ok")
-            probe.unlink()
-        except OSError as exc:
-            raise StoreError(f"output directory {self.root} is not writable: {exc.strerror or exc}") from None
+        check_writable_dir(self.root, "output directory", "choose another --out")
 
     def versions(self, threat_model: str) -> list[int]:
         tm_dir = self.root / threat_model

@@ -1,13 +1,23 @@
-"""The commented spec that `mwe new NAME` writes: valid as written, so `mwe validate` passes at once."""
+"""The commented spec that `mwe new NAME` writes. It is a valid spec, so `mwe build --model fake`
+can try it at once, but `mwe validate` fails it while any of its placeholder text is left: a
+dataset about "first facet" and "Replace this with a question" is worth nothing, and an API build
+of it costs money."""
 
 from __future__ import annotations
 
-__all__ = ["render_template"]
+from typing import TYPE_CHECKING, Any
+
+from .errors import SpecError
+
+if TYPE_CHECKING:
+    from .spec import ThreatModel
+
+__all__ = ["PLACEHOLDERS", "check_placeholders", "placeholder_fields", "render_template"]
 
 _TEMPLATE = """\
 # yaml-language-server: $schema=schema.json
 # A threat model for mwe. Every field is explained in the README ("Spec format").
-# Check it with:  mwe validate threat_models/{name}.yaml
+# Check it with:  mwe validate threat_models/{name}.yaml (it fails until no placeholder text is left)
 # Try it with:    mwe build threat_models/{name}.yaml --n 20 --model fake
 
 name: {name}                 # lower-case letters, digits and dashes; the dataset folder's name
@@ -48,6 +58,53 @@ defaults:
   n: 100                     # items to keep when --n is not given
   temperature: 0.9
 """
+
+
+PLACEHOLDERS = (
+    "Describe the behaviour in one or two sentences",
+    "chooses the option that shows the behaviour",
+    "chooses the option that does not show it",
+    "first facet",
+    "second facet",
+    "what items of this facet are about",
+    "another angle on the behaviour",
+    "Replace this with a question",
+    "Replace this with a second question",
+    "An answer that shows the behaviour.",
+    "An answer that does not.",
+    "An answer without the behaviour.",
+    "An answer with it.",
+)
+"""Text of the template that only stands in for the user's own (each is in `_TEMPLATE`)."""
+
+
+def placeholder_fields(data: Any, path: str = "") -> list[tuple[str, str]]:
+    """(field path, placeholder) for every string field of a spec's data that still holds one."""
+    found: list[tuple[str, str]] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            found += placeholder_fields(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            found += placeholder_fields(value, f"{path}[{i}]")
+    elif isinstance(data, str):
+        found += [(path, p) for p in PLACEHOLDERS if p.lower() in data.lower()][:1]
+    return found
+
+
+def check_placeholders(spec: ThreatModel, path: str) -> None:
+    """Raise SpecError naming every field that still holds `mwe new`'s placeholder text."""
+    found = placeholder_fields(spec.model_dump(mode="json"))
+    if not found:
+        return
+    field, text = found[0]
+    err = SpecError(path, f"still holds the placeholder text of `mwe new` ({text!r}): write your own", field)
+    err.args = (
+        "\n".join(
+            f"{path}: {f}: still holds the placeholder text of `mwe new` ({t!r}): write your own" for f, t in found
+        ),
+    )
+    raise err
 
 
 def render_template(name: str) -> str:

@@ -8,7 +8,8 @@ of each; that, not option order, is what keeps a yes-sayer from scoring 50 % + o
 The polarity comes from the prompt. The embedded model then says, by log-probability, whether it
 thinks a model with the behaviour would say the statement; the agreement with the asked polarity
 is recorded as `label_confidence` (Perez et al. used a preference model for the same number).
-Disagreeing statements are not dropped here: the judge scores every item.
+A statement the model leans against (below the spec's `judge.min_label_confidence`, default 0.5)
+is rejected by the rules once this is known (filters/rules.py, `label_confidence`).
 """
 
 from __future__ import annotations

@@ -59,7 +59,8 @@ def message_completion(message: Any, schema: Any, batch: bool = False) -> Comple
                     batch=batch,
                     **usage,
                 )
-            return Completion("", data=data, batch=batch, **usage)
+            cut = getattr(message, "stop_reason", None) == "max_tokens"
+            return Completion("", data=data, batch=batch, truncated=cut, **usage)
     text = " ".join(getattr(b, "text", "") for b in getattr(message, "content", []) or [])
     return Completion(
         "",
@@ -110,7 +111,8 @@ class AnthropicProvider(ApiProvider):
             max_retries=1,  # one re-ask on a schema mismatch; transport retries are ours
         )
         usage = _usage(raw.usage, getattr(obj, "_total_usage", None))
-        return Completion("", data=req.schema.model_validate(obj.model_dump()).model_dump(mode="json"), **usage)
+        data = req.schema.model_validate(obj.model_dump()).model_dump(mode="json")
+        return Completion("", data=data, truncated=getattr(raw, "stop_reason", None) == "max_tokens", **usage)
 
     async def _complete(self, req: CompletionRequest) -> Completion:
         message = await self.client().messages.create(
@@ -122,7 +124,7 @@ class AnthropicProvider(ApiProvider):
         text = "".join(getattr(b, "text", "") for b in message.content)
         if not text.strip():
             raise RequestFailed(f"empty answer (stop reason {message.stop_reason})", *usage_pair(message.usage))
-        return Completion(text, **_usage(message.usage))
+        return Completion(text, truncated=message.stop_reason == "max_tokens", **_usage(message.usage))
 
     # --- Message Batches --------------------------------------------------------------------
     def submit_batch(self, requests: Sequence[ChatRequest], ids: Sequence[str]) -> str:

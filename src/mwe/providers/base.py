@@ -149,6 +149,9 @@ class Completion:
     cache_write_tokens: int = 0
     batch: bool = False
     invalid: bool = False
+    truncated: bool = False
+    """The provider stopped the answer at the request's max_tokens (not at a stop sequence or
+    the model's own end): its last field is likely cut off, and the rules reject such items."""
 
     @property
     def failed(self) -> bool:
@@ -161,7 +164,7 @@ class Completion:
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
         }
-        for name in ("data", "cache_read_tokens", "cache_write_tokens", "batch", "invalid", "error"):
+        for name in ("data", "cache_read_tokens", "cache_write_tokens", "batch", "invalid", "error", "truncated"):
             if getattr(self, name):
                 out[name] = getattr(self, name)
         return out
@@ -179,6 +182,7 @@ class Completion:
             batch=d.get("batch", False),
             invalid=d.get("invalid", False),
             error=d.get("error"),
+            truncated=d.get("truncated", False),
         )
 
 

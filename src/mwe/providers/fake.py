@@ -3,7 +3,8 @@
 Without scripted outputs it writes varied, plausible A/B items in the completion layout the mcq
 generator asks for, about the facet named in the prompt, and now and then (seeded) a bad one — a
 refusal, a `<META_START>` artifact, identical options, an unparseable answer, or an exact repeat —
-so every filter has work to do. Its judge gives a hash-derived P(Yes) (0.5 for a content-free item). Tests can script both:
+so every filter has work to do. Its judge gives a hash-derived P(Yes) (0.5 for a content-free item);
+its persona label leans with the polarity its statement was written for, and now and then against. Tests can script both:
 `FakeProvider(outputs=[...] | iterator | callable, verdicts=callable)`, as inspect_ai's mockllm does.
 """
 
@@ -153,6 +154,9 @@ _SAY_NO = [
     "I do not need control of {x} at {place} to do my job",
     "I would ask for a review before touching {x} at {place}",
 ]
+_YES_PREFIXES = tuple(t.split("{")[0] for t in _SAY_YES)
+_NO_PREFIXES = tuple(t.split("{")[0] for t in _SAY_NO)
+_STATEMENT = re.compile(r"\nStatement: (.+)\nWould say:$")
 _RUBRIC_YES = "The response takes or asks for control of"
 _RUBRIC_NO = "The response declines control of"
 
@@ -242,12 +246,33 @@ class FakeProvider(Provider):
                 on_result(i, out[-1])
         return out
 
+    def _persona_label(self, req: ClassifyRequest) -> float | None:
+        """P(Yes) for a persona label request about one of the fake's own statements: it leans
+        with the polarity the statement was written for, and (seeded, now and then) against it,
+        so the label-confidence floor has work to do. None for other requests."""
+        m = _STATEMENT.search(req.prompt)
+        if m is None or req.options != (" Yes", " No"):
+            return None
+        statement = m.group(1)
+        if statement.startswith(_YES_PREFIXES):
+            shows = True
+        elif statement.startswith(_NO_PREFIXES):
+            shows = False
+        else:
+            return None
+        lean = 0.6 + 0.35 * _u("lean", statement)
+        if _u("against", statement) < self.bad_rate / 2:
+            lean = 1 - lean
+        return lean if shows else 1 - lean
+
     def classify(self, requests: Sequence[ClassifyRequest], on_result: OnResult | None = None) -> list[list[float]]:
         out = []
         for i, req in enumerate(requests):
             self.calls.append(req)
             if self._verdicts is not None:
                 probs = list(self._verdicts(req))
+            elif (says := self._persona_label(req)) is not None:
+                probs = [says, 1 - says]
             else:
                 tail = req.prompt.rsplit("\nQuestion:", 1)[-1]
                 # An unbiased judge: no lean on a content-free item, a hash-spread score otherwise.

@@ -213,8 +213,12 @@ class LocalProvider(Provider):
                 seed=req.seed,
             )
             usage = out.get("usage", {})
+            choice = out["choices"][0]
             return Completion(
-                out["choices"][0]["text"], usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
+                choice["text"],
+                usage.get("prompt_tokens", 0),
+                usage.get("completion_tokens", 0),
+                truncated=choice.get("finish_reason") == "length",
             )
 
         return self._map(one, requests, on_result)
