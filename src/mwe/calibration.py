@@ -7,7 +7,8 @@ confusion matrix over answer letters. The result is stored beside the threat mod
 `judge.min_kappa` looks before it spends anything.
 
 Gold files in the anthropics/evals layout are read as they are (options inline in `question`,
-answers as " (A)"); mwe's own items.jsonl works too. The human-written sets of Perez et al. 2022
+answers as " (A)"; persona files as Yes/No); mwe's own items.jsonl works too, and so do the
+reviews `mwe review` writes (mwe.review_gold). The human-written sets of Perez et al. 2022
 (anthropics/evals advanced-ai-risk/human_generated_evals, CC-BY-4.0), shipped in src/mwe/_gold,
 are the built-in gold for the threat models they match.
 """

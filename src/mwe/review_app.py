@@ -95,12 +95,12 @@ class ReviewSession:
         decision = body.get("decision")
         if decision not in DECISIONS:
             raise ValueError(f"decision must be one of {', '.join(DECISIONS)}, got {decision!r}")
-        letters = LETTERS[: len(it.choices)]
+        letters = tuple(LETTERS[: len(it.choices)])
         new_key = body.get("new_key")
         if decision == "relabel":
             if not it.choices:
                 raise ValueError("an item without options cannot be relabelled; reject it with a reason instead")
-            if new_key not in letters or new_key == it.answer_matching_behavior:
+            if not isinstance(new_key, str) or new_key not in letters or new_key == it.answer_matching_behavior:
                 raise ValueError(f"relabel needs new_key: one of {', '.join(letters)} other than the key")
         elif new_key is not None:
             raise ValueError("new_key goes only with decision 'relabel'")

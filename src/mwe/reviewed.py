@@ -114,7 +114,7 @@ def publish_reviewed(review_file: Path) -> Path:
     }
 
     def make_manifest(version: int, counts: dict[str, int]) -> dict[str, Any]:
-        m = json.loads(json.dumps(base))
+        m: dict[str, Any] = json.loads(json.dumps(base))
         by_format = m.get("generator", {}).get("by_format", {})
         for fmt, row in by_format.items():
             mine = [i for i in kept if i.format == fmt]

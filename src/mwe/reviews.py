@@ -169,6 +169,11 @@ def stratified_sample(items: list[Item], k: int, seed: int) -> list[Item]:
 
 
 Event = Decision | Undo | Session
+_EVENTS: dict[str, type[Decision] | type[Undo] | type[Session]] = {
+    "decision": Decision,
+    "undo": Undo,
+    "session": Session,
+}
 
 
 def _parse(path: Path) -> list[Event]:
@@ -182,7 +187,7 @@ def _parse(path: Path) -> list[Event]:
             except json.JSONDecodeError:
                 continue  # a line cut short by a crash mid-write (only whole lines are ever appended)
             kind = row.get("type") if isinstance(row, dict) else None
-            model = {"decision": Decision, "undo": Undo, "session": Session}.get(str(kind))
+            model: type[Decision] | type[Undo] | type[Session] | None = _EVENTS.get(str(kind))
             try:
                 if model is None:
                     raise ValueError(f"unknown type {kind!r}")
@@ -288,7 +293,7 @@ def summary(decisions: Iterable[Decision]) -> dict[str, Any]:
     the published key is wrong. `not_publishable` is rejected or relabelled over every item decided
     other than ambiguous: how often an item could not be published as it was."""
     ds = list(decisions)
-    counts = Counter(d.decision for d in ds)
+    counts = Counter[str](d.decision for d in ds)
     labelled = counts["accept"] + counts["relabel"]
     decided = labelled + counts["reject"]
     return {
