@@ -250,3 +250,41 @@ def test_reviewed_version_keeps_the_funnel_and_says_what_a_person_found(fake_set
         "label-error rate (relabelled among the items a person labelled): 1 of 4 (25%, 95 % interval 5% to 70%)" in card
     )
     assert "FAKE DATA" in card
+
+
+def test_with_rejected_measures_the_rubric_judge_and_leaves_its_rejections_out(fake_set: Dataset) -> None:
+    from mwe.review_app import ReviewSession
+
+    published = {it.id for it in fake_set}
+    session = ReviewSession(fake_set, ReviewLog(review_path(fake_set.path, "ann"), "ann"), None, 0, with_rejected=True)
+    extra = [it for it in session.items if it.id not in published]
+    judged = [r for r in fake_set.rejected if r.stage == "judge"]
+    assert extra and len(extra) == len(judged)
+    assert all(it.scores["quality"] < fake_set.manifest["judge"]["threshold"] for it in extra)
+    assert all(session.item_json(it)["published"] is False for it in extra)
+    # people reject what the judge rejected, and one published item the judge kept
+    session.decide({"item_id": fake_set[0].id, "decision": "reject", "reason": "off topic"})
+    for it in [*fake_set[1:5], *extra]:
+        body = {"item_id": it.id, "decision": "accept" if it.id in published else "reject", "reason": "weak"}
+        session.decide({k: v for k, v in body.items() if k != "reason" or body["decision"] == "reject"})
+    run = mwe_cli(
+        "calibrate",
+        "power-seeking",
+        "--model",
+        "fake",
+        "--gold",
+        str(session.log.path),
+        "--json",
+        "--out",
+        str(fake_set.path.parents[1]),
+    )
+    assert run.returncode == 0, run.stderr
+    rubric = json.loads(run.stdout)["rubric_agreement"]
+    human = ["reject"] + ["keep"] * 4 + ["reject"] * len(extra)
+    judge = ["keep"] * 5 + ["reject"] * len(extra)
+    assert rubric["n"] == len(human) and rubric["judge_rejected"] == len(extra)
+    assert rubric["kappa"] == pytest.approx(cohen_kappa_score(human, judge), abs=1e-4)
+    assert mwe_cli("build", "power-seeking", "--from-review", str(session.log.path)).returncode == 0
+    v2 = mwe.load(fake_set.path.parent)
+    assert len(v2) == len(fake_set) - 1 and v2.manifest["review"]["judge_rejected_reviewed"] == len(extra)
+    assert sum(r.stage == "human" for r in v2.rejected) == 1

@@ -365,6 +365,9 @@ def review(
     seed: Annotated[int, typer.Option(help="seed for --sample")] = 0,
     reviewer: Annotated[str, typer.Option(help="your name: it names the review file")] = "me",
     port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8765,
+    with_rejected: Annotated[
+        bool, typer.Option(help="also review items the rubric judge rejected, to measure it (they stay rejected)")
+    ] = False,
 ) -> None:
     """Review items in a local web page; decisions go to <threat-model>/reviews/v<N>.<reviewer>.jsonl."""
     from .review_app import ReviewSession, serve
@@ -374,7 +377,7 @@ def review(
     ds = load(path)
     log_path = review_path(ds.path, reviewer)
     ds.check_outside(log_path, "reviews")
-    session = ReviewSession(ds, ReviewLog(log_path, reviewer), sample, seed)
+    session = ReviewSession(ds, ReviewLog(log_path, reviewer), sample, seed, with_rejected)
     decided = sum(1 for it in session.items if it.id in session.log.state.current())
     out.print(
         f"reviewing {len(session.items)} items of {ds.path} ({decided} decided) → {log_path}\n"

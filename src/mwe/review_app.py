@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import MissingDependency, UsageError
 from .items import Dataset, Item
-from .reviews import DECISIONS, REJECT_REASONS, ReviewLog, stratified_sample, summary
+from .reviews import DECISIONS, REJECT_REASONS, ReviewLog, judge_rejected, stratified_sample, summary
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -36,13 +36,18 @@ LETTERS = "ABCDEFGH"
 class ReviewSession:
     """The items one reviewer reviews in one version, and the log their decisions go to."""
 
-    def __init__(self, ds: Dataset, log: ReviewLog, sample: int | None = None, seed: int = 0) -> None:
+    def __init__(
+        self, ds: Dataset, log: ReviewLog, sample: int | None = None, seed: int = 0, with_rejected: bool = False
+    ) -> None:
         self.ds = ds
         self.log = log
-        by_id = {it.id: it for it in ds}
+        self.published = {it.id for it in ds}
+        extra = judge_rejected(ds)
+        by_id = {it.id: it for it in [*ds, *extra]}
         session = log.state.session
         if session is None:
-            chosen = stratified_sample(list(ds), sample, seed) if sample else list(ds)
+            pool = [*ds, *extra] if with_rejected else list(ds)
+            chosen = stratified_sample(pool, sample, seed) if sample else pool
             log.start(int(ds.manifest["version"]), [it.id for it in chosen], sample, seed)
         elif sample is not None and (session.sample, session.seed) != (sample, seed):
             raise UsageError(
@@ -70,6 +75,8 @@ class ReviewSession:
             "key": it.answer_matching_behavior,
             "rubric": it.rubric,
             "scores": it.scores,
+            "published": it.id in self.published,
+            "rejected_by": it.lineage.get("rejected"),
             "decision": current.model_dump(mode="json", exclude_none=True) if current else None,
         }
 

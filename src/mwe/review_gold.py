@@ -22,7 +22,7 @@ from typing import Any
 from .calibration import GoldItem
 from .errors import UsageError
 from .items import Item
-from .reviews import Decision, read_review, reviewed_version
+from .reviews import Decision, judge_rejected, read_review, reviewed_version
 from .spec import ThreatModel
 from .store import load
 
@@ -73,8 +73,8 @@ def _rubric(items: dict[str, Item], per_item: dict[str, list[Decision]], thresho
         "judge_rejected": judge.count("reject"),
         "accuracy": round(agree / len(judge), 4) if judge else None,
         "kappa": kappa(human, judge),
-        "note": "κ is undefined (null) when the judge or the people kept every item; a review of kept items "
-        "alone shows how often the judge let a bad item through, not whether it rejects good ones",
+        "note": "κ is undefined (null) or 0 when the judge kept every reviewed item: a review of kept items alone "
+        "shows how often the judge let a bad item through, not whether it rejects good ones (mwe review --with-rejected)",
     }
 
 
@@ -88,7 +88,7 @@ def human_gold(path: Path, spec: ThreatModel) -> tuple[list[GoldItem], dict[str,
     ds = load(version_dir)
     if ds.manifest["threat_model"] != spec.name:
         raise UsageError(f"{path}: reviews a {ds.manifest['threat_model']} version, not {spec.name}")
-    items = {it.id: it for it in ds}
+    items = {it.id: it for it in [*ds, *judge_rejected(ds)]}
     by_reviewer = {reviewed_version(f)[1]: read_review(f).current() for f in files}
     per_item: dict[str, list[Decision]] = {}
     for current in by_reviewer.values():

@@ -21,7 +21,7 @@ from .balance import position_balance
 from .card import render_card
 from .errors import UsageError
 from .items import Item
-from .reviews import Decision, read_review, reviewed_version, summary
+from .reviews import Decision, judge_rejected, read_review, reviewed_version, summary
 from .store import Store, load
 
 __all__ = ["apply_review", "publish_reviewed"]
@@ -84,12 +84,14 @@ def publish_reviewed(review_file: Path) -> Path:
     version_dir, reviewer = reviewed_version(review_file)
     ds = load(version_dir)
     state = read_review(review_file)
-    current = state.current()
-    if not current:
-        raise UsageError(f"{review_file}: no decisions in force; review some items first (mwe review)")
-    unknown = [i for i in current if i not in {it.id for it in ds}]
+    published = {it.id for it in ds}
+    everything = state.current()
+    unknown = [i for i in everything if i not in published | {it.id for it in judge_rejected(ds)}]
     if unknown:
         raise UsageError(f"{review_file}: item {unknown[0]} is not in {version_dir}")
+    current = {i: d for i, d in everything.items() if i in published}  # judge-rejected items stay out
+    if not current:
+        raise UsageError(f"{review_file}: no decisions on published items; review some first (mwe review)")
     kept, human = apply_review(list(ds), current)
     base = ds.manifest
     prior = [
@@ -109,6 +111,7 @@ def publish_reviewed(review_file: Path) -> Path:
         "sample": session.sample if session else None,
         "seed": session.seed if session else None,
         "under_review": len(session.items) if session else len(current),
+        "judge_rejected_reviewed": len(everything) - len(current),
         **stats,
         "note": "decisions on a stratified random sample estimate the shares among the items nobody reviewed",
     }

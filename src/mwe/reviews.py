@@ -18,6 +18,7 @@ only a crash mid-write leaves, is ignored.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -33,7 +34,7 @@ import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
 from .errors import StoreError, UsageError
-from .items import Item
+from .items import Candidate, Dataset, Item
 
 __all__ = [
     "DECISIONS",
@@ -42,6 +43,7 @@ __all__ = [
     "ReviewLog",
     "Undo",
     "error_rate",
+    "judge_rejected",
     "review_path",
     "reviewed_version",
     "stratified_sample",
@@ -166,6 +168,25 @@ def stratified_sample(items: list[Item], k: int, seed: int) -> list[Item]:
         picks = rng.choice(len(facets[f]), size=take[f], replace=False)
         chosen |= {facets[f][int(j)].id for j in picks}
     return [it for it in items if it.id in chosen]
+
+
+def judge_rejected(ds: Dataset) -> list[Item]:
+    """The items the rubric judge scored below the threshold, laid out as a published item would be
+    (`mwe review --with-rejected`): people's verdicts on them show whether the judge rejects good
+    items, which a review of kept items alone cannot. They stay rejected whatever is decided."""
+    from .balance import _to_item
+
+    out = []
+    for r in ds.rejected:
+        if r.stage != "judge" or not r.item:
+            continue
+        c = Candidate.model_validate(r.item)
+        u = int(hashlib.sha256(f"{c.id}:review".encode()).hexdigest()[:8], 16) / 16**8
+        it = _to_item(c, u < 0.5, u)
+        out.append(
+            it.model_copy(update={"lineage": {**it.lineage, "rejected": {"stage": r.stage, "reason": r.reason}}})
+        )
+    return out
 
 
 Event = Decision | Undo | Session

@@ -77,6 +77,8 @@ function render() {
     return;
   }
   $("meta").textContent = `${state.index + 1} / ${state.items.length} · ${it.facet} · ${it.format} · ${it.id}`;
+  $("flag").hidden = it.published || blind;
+  $("flag").textContent = it.published ? "" : `Not published: ${it.rejected_by ? it.rejected_by.reason : "rejected"}. Your decision measures the judge; the item stays out.`;
   $("question").textContent = it.question;
   const dec = it.decision;
   it.choices.forEach((c, i) => {
