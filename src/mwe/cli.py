@@ -370,10 +370,11 @@ def review(
     ] = False,
 ) -> None:
     """Review items in a local web page; decisions go to <threat-model>/reviews/v<N>.<reviewer>.jsonl."""
-    from .review_app import ReviewSession, serve
+    from .review_app import ReviewSession, preflight, serve
     from .reviews import ReviewLog, review_path
     from .store import load
 
+    preflight(port)
     ds = load(path)
     log_path = review_path(ds.path, reviewer)
     ds.check_outside(log_path, "reviews")

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import JSONResponse
 
-__all__ = ["ReviewSession", "make_app", "serve"]
+__all__ = ["ReviewSession", "make_app", "preflight", "serve"]
 
 ASSETS = Path(__file__).resolve().parent / "_review_assets"
 LETTERS = "ABCDEFGH"
@@ -204,18 +204,28 @@ def make_app(session: ReviewSession) -> Starlette:
     )
 
 
-def serve(session: ReviewSession, port: int) -> None:
-    """Serve on 127.0.0.1 only (reviews are private) until Ctrl-C."""
+def preflight(port: int) -> None:
+    """Clear errors before anything is written: the extra is missing, or the port is taken
+    (instead of uvicorn's log line and exit)."""
+    import importlib.util
     import socket
 
+    if not all(importlib.util.find_spec(m) for m in ("starlette", "uvicorn")):
+        raise MissingDependency("mwe review needs Starlette and uvicorn: pip install 'mwe[review]'")
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise UsageError(f"port {port} on 127.0.0.1 is in use: pass another --port") from None
+
+
+def serve(session: ReviewSession, port: int) -> None:
+    """Serve on 127.0.0.1 only (reviews are private) until Ctrl-C."""
     try:
         import uvicorn
     except ImportError:
         raise MissingDependency("mwe review needs Starlette and uvicorn: pip install 'mwe[review]'") from None
     app = make_app(session)
-    with socket.socket() as probe:  # a clear error instead of uvicorn's log line and exit
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            raise UsageError(f"port {port} on 127.0.0.1 is in use: pass another --port") from None
+    preflight(port)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
