@@ -19,7 +19,7 @@ from mwe.items import Dataset
 from mwe.reviews import ReviewLog, read_review, review_path, stratified_sample
 
 from .conftest import SHARED
-from .review_server import serving
+from .review_server import free_port, serving
 
 pytest.importorskip("starlette", reason="mwe review needs the 'review' extra (starlette, uvicorn)")
 
@@ -109,6 +109,8 @@ def test_json_api_records_undoes_and_resumes_after_sigkill(fake_set: Dataset) ->
             1 for i in items if i["facet"] == first["facet"]
         )
         srv.post("/api/decisions", {"item_id": third["id"], "decision": "ambiguous"})
+        twice = mwe_cli("review", str(fake_set.path), "--reviewer", "kim", "--port", str(free_port()))
+        assert twice.returncode == 2 and "open in another mwe review" in twice.stderr
         srv.kill()  # kill -9: no shutdown handler, so only what was fsync'ed counts
     with serving(fake_set.path, "--reviewer", "kim") as srv:
         progress = srv.get("/api/progress")

@@ -378,14 +378,16 @@ def review(
     ds = load(path)
     log_path = review_path(ds.path, reviewer)
     ds.check_outside(log_path, "reviews")
-    session = ReviewSession(ds, ReviewLog(log_path, reviewer), sample, seed, with_rejected)
-    decided = sum(1 for it in session.items if it.id in session.log.state.current())
-    out.print(
-        f"reviewing {len(session.items)} items of {ds.path} ({decided} decided) → {log_path}\n"
-        f"open http://127.0.0.1:{port}/ (Ctrl-C stops; every decision is already saved)",
-        highlight=False,
-    )
-    serve(session, port)
+    log = ReviewLog(log_path, reviewer)
+    with log.exclusive():
+        session = ReviewSession(ds, log, sample, seed, with_rejected)
+        decided = sum(1 for it in session.items if it.id in session.log.state.current())
+        out.print(
+            f"reviewing {len(session.items)} items of {ds.path} ({decided} decided) → {log_path}\n"
+            f"open http://127.0.0.1:{port}/ (Ctrl-C stops; every decision is already saved)",
+            highlight=False,
+        )
+        serve(session, port)
 
 
 @app.command("eval")

@@ -18,13 +18,15 @@ only a crash mid-write leaves, is ignored.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import math
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -258,6 +260,24 @@ class ReviewLog:
         self.path = path
         self.reviewer = reviewer
         self.state = replay(_parse(path)) if path.is_file() else Replay()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """One server per review file: two would interleave their sequence numbers. flock, so a
+        killed server leaves no stale lock."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with (self.path.parent / f".{self.path.name}.lock").open("w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UsageError(
+                    f"{self.path} is open in another mwe review; stop that one, or review under another --reviewer"
+                ) from None
+            self.state = replay(_parse(self.path)) if self.path.is_file() else Replay()  # as it is now, locked
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _append(self, event: Event) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
