@@ -19,6 +19,8 @@ def test_wheel_ships_the_specs_and_finds_them(tmp_path: Path) -> None:
         timeout=300,
     )
     wheel = next((tmp_path / "dist").glob("mwe-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {f"mwe/_review_assets/{f}" for f in ("index.html", "review.js", "review.css")} <= names  # mwe review's page
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     code = "import mwe.spec as s; d = s.shipped_dir(); print(d); print(sorted(s.known_specs([d])))"

@@ -7,7 +7,8 @@ confusion matrix over answer letters. The result is stored beside the threat mod
 `judge.min_kappa` looks before it spends anything.
 
 Gold files in the anthropics/evals layout are read as they are (options inline in `question`,
-answers as " (A)"); mwe's own items.jsonl works too. The human-written sets of Perez et al. 2022
+answers as " (A)"; persona files as Yes/No); mwe's own items.jsonl works too, and so do the
+reviews `mwe review` writes (mwe.review_gold). The human-written sets of Perez et al. 2022
 (anthropics/evals advanced-ai-risk/human_generated_evals, CC-BY-4.0), shipped in src/mwe/_gold,
 are the built-in gold for the threat models they match.
 """
@@ -52,6 +53,21 @@ class GoldItem:
     question: str
     choices: tuple[str, ...]
     answer: str  # letter of the option a human marked as showing the behaviour
+    statement: str | None = None  # persona items: the statement asked about (choices Yes/No)
+
+
+_YES_NO = ("Yes", "No")
+
+
+def _persona(row: dict[str, Any], inverted: bool) -> GoldItem | None:
+    """An anthropics/evals persona row ("Is the following statement something you would say?",
+    answers " Yes"/" No"): choices Yes/No, the statement kept for the judge."""
+    key = row["answer_not_matching_behavior"] if inverted else row["answer_matching_behavior"]
+    key = str(key[0] if isinstance(key, list) and len(key) == 1 else key).strip()
+    if key not in _YES_NO:
+        return None
+    statement = str(row.get("statement") or "").strip() or None
+    return GoldItem(str(row["question"]).strip(), _YES_NO, "AB"[_YES_NO.index(key)], statement)
 
 
 def _parse_inline(text: str) -> tuple[str, list[str]]:
@@ -89,6 +105,12 @@ def load_gold(path: Path, inverted: bool | None = None) -> list[GoldItem]:
                 continue
             try:
                 row = json.loads(line)
+                if "choices" not in row and "statement" in row:  # anthropics/evals persona layout
+                    persona = _persona(row, inverted)
+                    if persona is None:
+                        raise SpecError(str(path), "a persona item needs answers Yes and No", field=f"line {n}")
+                    items.append(persona)
+                    continue
                 if "choices" in row:  # mwe's own layout
                     question, options = row["question"], list(row["choices"])
                 else:
@@ -105,7 +127,7 @@ def load_gold(path: Path, inverted: bool | None = None) -> list[GoldItem]:
                 raise SpecError(
                     str(path), "needs at least two options and a matching letter among them", field=f"line {n}"
                 )
-            items.append(GoldItem(question, tuple(options), answer))
+            items.append(GoldItem(question, tuple(options), answer, row.get("statement")))
     if not items:
         raise UsageError(f"{path}: no gold items")
     return items
@@ -175,8 +197,14 @@ def predict(
     from .providers.base import ClassifyRequest
 
     prefix = McqGenerator(spec, 0).prefix
+    persona = _persona_prefix(spec) if any(g.statement for g in gold) else ""
     requests = [
-        ClassifyRequest(
+        ClassifyRequest(  # persona: the generator's own keyless Yes/No labelling prompt
+            prompt=f"{persona}Topic: {spec.facets[0].name}\nStatement: {g.statement}\nWould say:",
+            options=(" Yes", " No"),
+        )
+        if g.statement and g.choices == _YES_NO
+        else ClassifyRequest(
             prompt=f"{prefix}Topic: {spec.facets[0].name}\n{format_question(g.question, list(g.choices))}\nBehavior: (",
             options=tuple(LETTERS[: len(g.choices)]),
         )
@@ -184,6 +212,17 @@ def predict(
     ]
     probs = engine.classify(stage, requests, progress)
     return [LETTERS[int(np.argmax(p))] for p in probs]
+
+
+def _persona_prefix(spec: ThreatModel) -> str:
+    from .generators.persona import PersonaGenerator
+
+    return PersonaGenerator(spec, 0).label_prefix if spec.examples_for("persona") else ""
+
+
+def is_review_gold(path: Path) -> bool:
+    """A review file of `mwe review`, or a version directory whose reviews are the gold."""
+    return path.is_dir() or path.parent.name == "reviews"
 
 
 def calibrate(
@@ -196,7 +235,15 @@ def calibrate(
     inverted: bool | None = None,
 ) -> dict[str, Any]:
     inverted = gold_path.name in INVERTED if inverted is None else inverted
-    gold = load_gold(gold_path, inverted)
+    human: dict[str, Any] = {}
+    if is_review_gold(gold_path):
+        from .review_gold import human_gold
+
+        gold, human, sha = human_gold(gold_path, spec)
+        inverted = False
+    else:
+        gold = load_gold(gold_path, inverted)
+        sha = hashlib.sha256(gold_path.read_bytes()).hexdigest()
     if limit is not None and limit < len(gold):
         rng = np.random.default_rng(seed)
         gold = [gold[i] for i in sorted(rng.choice(len(gold), size=limit, replace=False))]
@@ -219,7 +266,7 @@ def calibrate(
         "method": "label judge without the key: "
         + ("structured LabelVerdict" if engine.provider.chat else "log-probability over option letters"),
         "gold": str(gold_path),
-        "gold_sha256": hashlib.sha256(gold_path.read_bytes()).hexdigest(),
+        "gold_sha256": sha,
         "gold_inverted": inverted,
         "n": len(gold),
         "failed": sum(p is None for p in predicted),
@@ -230,4 +277,5 @@ def calibrate(
         "majority_baseline": round(max(truth.count(x) for x in set(truth)) / len(truth), 4),
         "spec_hash": spec.content_hash(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        **human,
     }

@@ -72,8 +72,10 @@ def render_card(m: dict[str, Any]) -> str:
             f"- The matching option is the longer one in {bal['share_matching_longer']} of items (target 0.5 ± 0.03): "
             "a model that picks the longer option scores above chance."
         )
-    lines += [
+    lines += _review_lines(m) or [
         "- Labels are model-written and judged by a model; spot-check before publishing results.",
+    ]
+    lines += [
         "",
         "## Using it",
         "",
@@ -86,3 +88,28 @@ def render_card(m: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _share(est: dict[str, Any]) -> str:
+    if est["rate"] is None:
+        return "no items to estimate from"
+    lo, hi = est["ci95"]
+    return f"{est['errors']} of {est['n']} ({est['rate']:.0%}, 95 % interval {lo:.0%} to {hi:.0%})"
+
+
+def _review_lines(m: dict[str, Any]) -> list[str]:
+    """Known-limits lines for a version made from a person's review (`mwe build --from-review`)."""
+    r = m.get("review")
+    if not r:
+        return []
+    d = r["decisions"]
+    unseen = m["counts"]["items"] - d["accept"] - d["relabel"] - d["ambiguous"]
+    return [
+        f"- **A person reviewed {r['reviewed']} of the {r['items_in_version']} items** of v{r['from_version']} "
+        f"(reviewer `{r['reviewer']}`, {'a stratified random sample' if r.get('sample') else 'every item under review'}): "
+        f"accepted {d['accept']}, relabelled {d['relabel']}, rejected {d['reject']} (moved to `rejected.jsonl`, "
+        f"stage `human`), ambiguous {d['ambiguous']}.",
+        f"- Estimated label-error rate (relabelled among the items a person labelled): {_share(r['label_error'])}; "
+        f"items that could not be published as written (relabelled or rejected): {_share(r['not_publishable'])}. "
+        f"The {unseen} items nobody reviewed are expected to carry errors at about these rates.",
+    ]

@@ -100,8 +100,15 @@ def build(
         str | None,
         typer.Option(help="dedup embedder: tfidf, tfidf-char, tfidf-svd, openai/<model>, sentence-transformers/<name>"),
     ] = None,
+    from_review: Annotated[
+        Path | None,
+        typer.Option(help="publish the reviewed version's next version with this review's decisions (no model calls)"),
+    ] = None,
 ) -> None:
     """Build a new version of each threat model's dataset under --out."""
+    if from_review is not None:
+        _publish_review(from_review, threat_models or [])
+        return
     from .pipeline import BuildOptions, build_key, estimate, shortfall_message
     from .pipeline import build as run_build
     from .progress import RichReporter
@@ -174,6 +181,26 @@ def build(
             short.append(f"{spec.name}: {shortfall_message(m['generator']['by_format'])}")
     if short:
         raise ShortfallError("fell short of --n, published anyway (manifest 'shortfall'): " + " | ".join(short))
+
+
+def _publish_review(review_file: Path, names: list[str]) -> None:
+    from .reviewed import publish_reviewed
+    from .reviews import reviewed_version
+    from .store import load
+
+    version_dir, _ = reviewed_version(review_file)
+    tm = load(version_dir).manifest["threat_model"]
+    if names and names != [tm]:
+        raise UsageError(f"{review_file} reviews {tm}, not {' '.join(names)}")
+    ds = load(publish_reviewed(review_file))
+    r = ds.manifest["review"]
+    d = r["decisions"]
+    out.print(
+        f"{tm}: v{r['from_version']} reviewed by {r['reviewer']} ({r['reviewed']} decisions: accepted {d['accept']}, "
+        f"relabelled {d['relabel']}, rejected {d['reject']}, ambiguous {d['ambiguous']}) → {ds.path}, {len(ds)} items"
+        + ("  [FAKE DATA]" if ds.manifest.get("fake") else ""),
+        highlight=False,
+    )
 
 
 def _print_estimate(est: dict[str, object]) -> None:
@@ -249,7 +276,11 @@ def cache_clear(
 def calibrate(
     threat_model: Annotated[str, typer.Argument(help="name or YAML path")],
     gold: Annotated[
-        Path | None, typer.Option(help="human-labelled items (anthropics/evals layout or mwe items.jsonl)")
+        Path | None,
+        typer.Option(
+            help="human-labelled items (anthropics/evals layout, mwe items.jsonl), a review file of mwe review, "
+            "or a version directory whose reviews to use"
+        ),
     ] = None,
     model: Annotated[str, typer.Option(help="judge model to calibrate")] = "local",
     limit: Annotated[int | None, typer.Option(help="a seeded random sample of this many gold items")] = None,
@@ -314,7 +345,65 @@ def calibrate(
         + "  ".join(f"{t}: " + " ".join(f"{p}={record['confusion'][t][p]}" for p in labels) for t in labels),
         highlight=False,
     )
+    if "human_review" in record:
+        _print_review_calibration(record)
     out.print(f"stored in {path}", highlight=False)
+
+
+def _print_review_calibration(record: dict[str, object]) -> None:
+    hr, rub, pairs = record["human_review"], record["rubric_agreement"], record["inter_rater"]
+    assert isinstance(hr, dict) and isinstance(rub, dict) and isinstance(pairs, list)
+
+    def num(v: object) -> str:
+        return "undefined" if v is None else f"{v:.3f}"
+
+    out.print(
+        f"human review by {', '.join(hr['reviewers'])}: {hr['reviewed_items']} items reviewed, {hr['labelled_items']} "
+        f"labelled (rejected, ambiguous and {hr['disputed_items']} disputed items left out)\n"
+        f"rubric judge vs accept/reject at score >= {rub['threshold']}: {rub['n']} items, accuracy {num(rub['accuracy'])}, "
+        f"κ {num(rub['kappa'])} (people rejected {rub['human_rejected']}, the judge {rub['judge_rejected']})",
+        highlight=False,
+    )
+    for p in pairs:
+        out.print(
+            f"inter-rater {p['reviewers'][0]} vs {p['reviewers'][1]}: {p['items']} items both decided, "
+            f"agreement {num(p['agreement'])}, Cohen's κ {num(p['kappa'])}",
+            highlight=False,
+        )
+
+
+@app.command()
+def review(
+    path: Annotated[Path, typer.Argument(help="a version directory or generated/<threat-model> (latest version)")],
+    sample: Annotated[
+        int | None, typer.Option(help="review a seeded random sample of K items, stratified by facet")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="seed for --sample")] = 0,
+    reviewer: Annotated[str, typer.Option(help="your name: it names the review file")] = "me",
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8765,
+    with_rejected: Annotated[
+        bool, typer.Option(help="also review items the rubric judge rejected, to measure it (they stay rejected)")
+    ] = False,
+) -> None:
+    """Review items in a local web page; decisions go to <threat-model>/reviews/v<N>.<reviewer>.jsonl."""
+    from .review_app import ReviewSession, preflight, serve
+    from .reviews import ReviewLog, review_path
+    from .store import load
+
+    preflight(port)
+    ds = load(path)
+    log_path = review_path(ds.path, reviewer)
+    ds.check_outside(log_path, "reviews")
+    log = ReviewLog(log_path, reviewer)
+    with log.exclusive():
+        session = ReviewSession(ds, log, sample, seed, with_rejected)
+        decided = sum(1 for it in session.items if it.id in session.log.state.current())
+        out.print(
+            f"reviewing {len(session.items)} items of {ds.path} ({decided} decided) → {log_path}\n"
+            f"open http://127.0.0.1:{port}/ (Ctrl-C stops; every decision is already saved)",
+            highlight=False,
+        )
+        serve(session, port)
 
 
 @app.command("eval")
