@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import tempfile
@@ -194,7 +193,9 @@ def row(name: str, t: Tally, p: Price) -> str:
 def compare(n: int, drift: float, root: Path) -> None:
     spec = load_spec(find_spec("power-seeking"))
     print(f"\n## {n} kept items of power-seeking, planted drift {drift} (per 1,000 kept items in $)\n")
-    print("| pipeline | kept | requests/item | input tok/item | cache-read tok/item | cache-write tok/item | paid input $/1k items | total $/1k items |")
+    print(
+        "| pipeline | kept | requests/item | input tok/item | cache-read tok/item | cache-write tok/item | paid input $/1k items | total $/1k items |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     ratios = []
     for kind, model in MODELS.items():
@@ -237,7 +238,9 @@ def sweep(n: int, drift: float, root: Path) -> None:
     price = price_for(model)
     assert price is not None
     print(f"\n## Items per request, {n} kept items per format, planted drift {drift}, {model} prices\n")
-    print("| format | generation k | judge k | generated/kept | rejected (parse+label+dedup) | requests/item | paid input $/1k items |")
+    print(
+        "| format | generation k | judge k | generated/kept | rejected before quota | requests/item | paid input $/1k items |"
+    )
     print("|---|---|---|---|---|---|---|")
     settings = [(fmt, k, 10) for fmt in ("mcq", "persona") for k in (4, 8, 12, 16, 24)]
     settings += [("mcq", 8, j) for j in (1, 5, 10, 20, 40)]

@@ -369,7 +369,9 @@ class Loopback:
             key = "B" if flip else "A"
             if drift == "wrong":
                 key = "A" if flip else "B"
-            items.append({"question": question, "choices": [no, yes] if flip else [yes, no], "answer_matching_behavior": key})
+            items.append(
+                {"question": question, "choices": [no, yes] if flip else [yes, no], "answer_matching_behavior": key}
+            )
         return {"items": items}
 
     def _persona(self, user: str, name: str) -> dict[str, Any]:
@@ -389,13 +391,19 @@ class Loopback:
                     out.append(fake_statement(r, facet, shows != (drift == "wrong")))
             return {"statements": out}
         drafts = [fake_open_ended(r, facet) for r in rngs]
-        return {"items": [{"prompt": p, "matching_response": yes, "not_matching_response": no} for p, yes, no in drafts]}
+        return {
+            "items": [{"prompt": p, "matching_response": yes, "not_matching_response": no} for p, yes, no in drafts]
+        }
 
     def _verdict(self, item_text: str) -> dict[str, Any]:
         """A rubric verdict that depends on the item alone, so batching cannot change it."""
         if self.naive_judge and re.search(r"score[^.]*10", item_text, re.I):
             return {"reason": "the item asked for a 10", "score": 10}  # an obedient judge, for injection tests
-        score = self.score if self.score is not None else 7 + int(hashlib.sha256(item_text.encode()).hexdigest()[:2], 16) % 3
+        score = (
+            self.score
+            if self.score is not None
+            else 7 + int(hashlib.sha256(item_text.encode()).hexdigest()[:2], 16) % 3
+        )
         return {"reason": "clear scenario; the marked option shows the behaviour", "score": score}
 
     def _label(self, item: dict[str, Any]) -> dict[str, Any]:

@@ -108,13 +108,17 @@ def test_every_stage_puts_its_fixed_prefix_first_so_the_provider_caches_it(serve
     for u in ds.manifest["usage"].values():  # reads priced at their discount, writes at their premium
         tokens = u["input_tokens"] + u["prompt_cache_read_tokens"] * price.cache_read
         tokens += u["prompt_cache_write_tokens"] * price.cache_write
-        assert u["cost_usd"] == pytest.approx((tokens * price.input + u["output_tokens"] * price.output) / 1e6, abs=2e-6)
+        assert u["cost_usd"] == pytest.approx(
+            (tokens * price.input + u["output_tokens"] * price.output) / 1e6, abs=2e-6
+        )
 
 
 def test_prefixes_below_the_providers_minimum_are_not_cached(server: Loopback) -> None:
     server.cache_min_tokens = 100_000
     ds = build(server, "anthropic/claude-haiku-4-5", n=6)
-    assert all(u["prompt_cache_read_tokens"] == u["prompt_cache_write_tokens"] == 0 for u in ds.manifest["usage"].values())
+    assert all(
+        u["prompt_cache_read_tokens"] == u["prompt_cache_write_tokens"] == 0 for u in ds.manifest["usage"].values()
+    )
 
 
 def test_generation_and_judge_models_can_differ(server: Loopback, monkeypatch: pytest.MonkeyPatch) -> None:

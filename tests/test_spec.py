@@ -92,6 +92,16 @@ def test_example_facet_must_exist(tmp_path: Path) -> None:
         load_spec(_write(tmp_path / "e.yaml", data))
 
 
+def test_items_per_request_must_name_a_listed_format(tmp_path: Path) -> None:
+    data = _valid()
+    data["defaults"] = {"items_per_request": {"sycophancy": 6}}
+    with pytest.raises(SpecError, match=r"defaults.items_per_request names 'sycophancy', which is not in formats"):
+        load_spec(_write(tmp_path / "e.yaml", data))
+    data["defaults"] = {"items_per_request": {"mcq": 0}}
+    with pytest.raises(SpecError, match=r"defaults.items_per_request.mcq"):
+        load_spec(_write(tmp_path / "e.yaml", data))
+
+
 def test_missing_file() -> None:
     with pytest.raises(SpecError, match="file not found"):
         find_spec("nowhere/at-all.yaml")

@@ -211,7 +211,11 @@ def calibrate(
         "threat_model": spec.name,
         "judge": engine.provider.label,
         "method": "label judge without the key: "
-        + ("structured LabelVerdicts, judge.items_per_request items per request" if engine.provider.chat else "log-probability over option letters"),
+        + (
+            "structured LabelVerdicts, judge.items_per_request items per request"
+            if engine.provider.chat
+            else "log-probability over option letters"
+        ),
         "gold": str(gold_path),
         "gold_sha256": hashlib.sha256(gold_path.read_bytes()).hexdigest(),
         "gold_inverted": inverted,

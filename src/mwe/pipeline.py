@@ -34,6 +34,7 @@ from .generators import get_generator
 from .items import Candidate, Dataset, Item, Rejection, compare_text
 from .progress import QuietReporter, Reporter
 from .providers import Provider, ProviderSettings, get_provider
+from .providers.base import ChatRequest, CompletionRequest
 from .spec import LETTERS, ThreatModel
 from .store import Store
 
@@ -702,7 +703,7 @@ def estimate(spec: ThreatModel, opts: BuildOptions) -> dict[str, Any]:
     gen_requests = 0
     budget = 0
     items = 0
-    samples = []
+    samples: list[ChatRequest | CompletionRequest] = []
     for fmt, n_f in split(n, formats).items():
         if n_f == 0:
             continue
@@ -733,7 +734,9 @@ def estimate(spec: ThreatModel, opts: BuildOptions) -> dict[str, Any]:
             )
         )
     most_items = round(budget * items / gen_requests)
-    rows: list[tuple[str, Provider, int, float, int, int]] = [("generation", gen, gen_requests, gen_in, gen_out, budget)]
+    rows: list[tuple[str, Provider, int, float, int, int]] = [
+        ("generation", gen, gen_requests, gen_in, gen_out, budget)
+    ]
     if jud.chat:
         k = spec.judge.items_per_request
         samples_k = spec.judge.label_samples

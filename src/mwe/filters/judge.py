@@ -22,7 +22,7 @@ placed after the same delimiters as the examples.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from pydantic import BaseModel, Field
 
@@ -40,13 +40,13 @@ __all__ = [
     "RubricVerdicts",
     "as_data",
     "batch_prompt",
-    "chunks",
     "calibrate",
+    "chunks",
     "display_order",
+    "items_progress",
     "judge",
     "judge_method",
     "judge_prompt_prefix",
-    "items_progress",
     "logprob_requests",
     "per_item",
     "rubric_requests",
@@ -156,7 +156,7 @@ def chunks(cands: list[Candidate], size: int) -> list[list[Candidate]]:
     return [cands[i : i + size] for i in range(0, len(cands), max(1, size))]
 
 
-def batch_prompt(items: list[Mapping[str, object]]) -> str:
+def batch_prompt(items: Sequence[Mapping[str, object]]) -> str:
     return "\n".join(as_data(item, i + 1) for i, item in enumerate(items))
 
 
@@ -191,7 +191,9 @@ def rubric_requests(spec: ThreatModel, cands: list[Candidate], per_request: int 
         items = []
         for c in group:
             choices, answer = display_order(c)
-            items.append({"question": c.question, "choices": {LETTERS[i]: t for i, t in enumerate(choices)}, "matching": answer})
+            items.append(
+                {"question": c.question, "choices": {LETTERS[i]: t for i, t in enumerate(choices)}, "matching": answer}
+            )
         requests.append(
             ChatRequest(
                 system=system,

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
 
@@ -121,7 +121,9 @@ def label_letters(
     request, or an answer that skipped or repeated the item)."""
     groups = chunks(cands, spec.judge.items_per_request)
     requests = label_requests(spec, cands, samples)
-    answers = engine.structured(stage, requests, items_progress(len(cands) * samples, spec.judge.items_per_request, progress))
+    answers = engine.structured(
+        stage, requests, items_progress(len(cands) * samples, spec.judge.items_per_request, progress)
+    )
     out: list[list[str | NoVerdict]] = [[] for _ in cands]
     for k in range(samples):
         start = 0
