@@ -410,3 +410,14 @@ def test_batched_items_are_scored_each_on_its_own_even_next_to_an_injection(serv
     assert [c.scores["quality"] for c in plain] == alone
     assert injected.scores["quality"] == 10  # an obedient judge obeys, for that item only
     assert fake_boundary.scores["quality"] in range(11)
+
+
+@pytest.mark.parametrize("check", ["judge", "label"])
+def test_a_batch_refused_as_a_whole_is_asked_again_one_item_per_request(server: Loopback, check: str) -> None:
+    """One item that makes the model refuse must not cost the other items of its request their
+    verdicts: the refused batch (refused, re-asked, refused again) is sent again item by item."""
+    server.fail("refusal", "refusal")
+    kept, rejected = _judge_directly(server, _items(4), 4, check)
+    assert len(kept) == 4 and rejected == []
+    users = [" ".join(str(m["content"]) for m in b["messages"] if m["role"] == "user") for b in server.log]
+    assert [u.count('<item id="') for u in users] == [4, 4, 1, 1, 1, 1]  # the batch, its re-ask, then alone

@@ -22,7 +22,8 @@ placed after the same delimiters as the examples.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -31,6 +32,7 @@ from ..generators.mcq import format_question
 from ..items import Candidate, Rejection
 from ..providers.base import ChatRequest, ClassifyRequest
 from ..spec import LETTERS, ThreatModel
+from .batched import as_data, ask_items, batch_prompt, chunks
 
 __all__ = [
     "METHOD",
@@ -39,16 +41,12 @@ __all__ = [
     "RubricVerdict",
     "RubricVerdicts",
     "as_data",
-    "batch_prompt",
     "calibrate",
-    "chunks",
     "display_order",
-    "items_progress",
     "judge",
     "judge_method",
     "judge_prompt_prefix",
     "logprob_requests",
-    "per_item",
     "rubric_requests",
 ]
 
@@ -142,46 +140,6 @@ def judge_prompt_prefix(spec: ThreatModel) -> str:
     return "\n".join(parts) + "\n"
 
 
-def as_data(item: Mapping[str, object], ident: int | None = None) -> str:
-    """An item as JSON between <item> delimiters (with its id in a batch). Angle brackets are
-    escaped (\\u003c), so no text inside an item can close the block early, or open a block
-    that passes for another item, and speak to the judge from outside it."""
-    body = json.dumps(item, ensure_ascii=False, indent=1).replace("<", "\\u003c").replace(">", "\\u003e")
-    return f"<item>\n{body}\n</item>" if ident is None else f'<item id="{ident}">\n{body}\n</item>'
-
-
-def chunks(cands: list[Candidate], size: int) -> list[list[Candidate]]:
-    """Consecutive groups of `size` items (one request each); the same items in the same order
-    give the same groups, so a re-run is answered from the response cache."""
-    return [cands[i : i + size] for i in range(0, len(cands), max(1, size))]
-
-
-def batch_prompt(items: Sequence[Mapping[str, object]]) -> str:
-    return "\n".join(as_data(item, i + 1) for i, item in enumerate(items))
-
-
-def per_item(rows: list[dict[str, object]], count: int) -> list[dict[str, object] | str]:
-    """Each item's verdict from a batched answer, by id (1-based), or why there is none: an
-    answer that leaves an item out or gives it two verdicts fails that item alone."""
-    seen: dict[int, list[dict[str, object]]] = {}
-    for row in rows:
-        ident = row.get("item")
-        if isinstance(ident, int):
-            seen.setdefault(ident, []).append(row)
-    out: list[dict[str, object] | str] = []
-    for ident in range(1, count + 1):
-        got = seen.get(ident, [])
-        if len(got) == 1:
-            out.append(got[0])
-        else:
-            out.append(
-                f"the answer gave no verdict for item {ident} of {count}"
-                if not got
-                else f"the answer gave item {ident} of {count} {len(got)} verdicts"
-            )
-    return out
-
-
 def rubric_requests(spec: ThreatModel, cands: list[Candidate], per_request: int | None = None) -> list[ChatRequest]:
     """One request per `per_request` items (default: the spec's `judge.items_per_request`)."""
     system = rubric_system(spec)
@@ -227,36 +185,20 @@ def _rubric_judge(
     threshold: float,
     progress: Callable[[int], None] | None,
 ) -> tuple[list[Candidate], list[Rejection]]:
+    def rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+        return [v.model_dump() for v in RubricVerdicts.model_validate(data).verdicts]
+
     size = spec.judge.items_per_request
-    groups = chunks(cands, size)
-    answers = engine.structured("judge", rubric_requests(spec, cands), items_progress(len(cands), size, progress))
+    answers = ask_items(engine, "judge", cands, size, lambda g: rubric_requests(spec, g, len(g))[0], rows, progress)
     kept: list[Candidate] = []
     rejected: list[Rejection] = []
-    for group, a in zip(groups, answers, strict=True):
-        rows = RubricVerdicts.model_validate(a.data).model_dump()["verdicts"] if a.data is not None else []
-        for c, row in zip(group, per_item(rows, len(group)), strict=True):
-            if a.error or a.data is None or isinstance(row, str):
-                # a failed judge call is not a verdict: recorded apart, never counted as a low score
-                why = a.error or ("no verdict" if a.data is None else row)
-                rejected.append(Rejection.of(c, "judge_error", f"judge_error: {why}"))
-                continue
-            _score(c, RubricVerdict.model_validate(row), threshold, kept, rejected)
+    for c, row in zip(cands, answers, strict=True):
+        if isinstance(row, str):
+            # a failed judge call is not a verdict: recorded apart, never counted as a low score
+            rejected.append(Rejection.of(c, "judge_error", f"judge_error: {row}"))
+            continue
+        _score(c, RubricVerdict.model_validate(row), threshold, kept, rejected)
     return kept, rejected
-
-
-def items_progress(total: int, size: int, progress: Callable[[int], None] | None) -> Callable[[int], None] | None:
-    """The progress bar counts items: a finished request of `size` items moves it by that many
-    (the last, shorter request by what is left)."""
-    if progress is None:
-        return None
-    left = [total]
-
-    def tick(requests: int) -> None:
-        n = min(left[0], requests * size)
-        left[0] -= n
-        progress(n)
-
-    return tick
 
 
 def _score(

@@ -16,6 +16,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -23,7 +24,8 @@ from ..engine import Engine
 from ..items import Candidate, Rejection
 from ..providers.base import ChatRequest
 from ..spec import LETTERS, ThreatModel
-from .judge import MAX_SHOTS, batch_prompt, chunks, items_progress, per_item
+from .batched import ask_items, batch_prompt, chunks
+from .judge import MAX_SHOTS
 
 __all__ = [
     "ItemLabel",
@@ -91,9 +93,11 @@ def _view(c: Candidate) -> dict[str, object]:
     return {"question": c.question, "choices": {LETTERS[i]: t for i, t in enumerate(choices)}}
 
 
-def label_requests(spec: ThreatModel, cands: list[Candidate], samples: int) -> list[ChatRequest]:
-    """For each sample k, one request per `judge.items_per_request` items (sample-major order)."""
-    groups = chunks(cands, spec.judge.items_per_request)
+def label_requests(
+    spec: ThreatModel, cands: list[Candidate], samples: int, per_request: int | None = None
+) -> list[ChatRequest]:
+    """For each sample k, one request per `per_request` items (default: the spec's
+    `judge.items_per_request`), in sample-major order."""
     system = label_system(spec)
     return [
         ChatRequest(
@@ -105,7 +109,7 @@ def label_requests(spec: ThreatModel, cands: list[Candidate], samples: int) -> l
             seed=k,
         )
         for k in range(samples)
-        for group in groups
+        for group in chunks(cands, per_request or spec.judge.items_per_request)
     ]
 
 
@@ -119,25 +123,24 @@ def label_letters(
 ) -> list[list[str | NoVerdict]]:
     """Per item, per sample: the option text the judge named, or why it named none (a failed
     request, or an answer that skipped or repeated the item)."""
-    groups = chunks(cands, spec.judge.items_per_request)
-    requests = label_requests(spec, cands, samples)
-    answers = engine.structured(
-        stage, requests, items_progress(len(cands) * samples, spec.judge.items_per_request, progress)
-    )
+
+    def rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+        return [a.model_dump() for a in LabelVerdicts.model_validate(data).answers]
+
     out: list[list[str | NoVerdict]] = [[] for _ in cands]
     for k in range(samples):
-        start = 0
-        for g, group in enumerate(groups):
-            a = answers[k * len(groups) + g]
-            rows = LabelVerdicts.model_validate(a.data).model_dump()["answers"] if a.data is not None else []
-            for j, (c, row) in enumerate(zip(group, per_item(rows, len(group)), strict=True)):
-                if a.error or a.data is None or isinstance(row, str):
-                    out[start + j].append(NoVerdict(a.error or ("no verdict" if a.data is None else str(row))))
-                    continue
-                shown = shuffled(c)
-                at = LETTERS.index(str(row["answer"]))
-                out[start + j].append(shown[at] if at < len(shown) else "")
-            start += len(group)
+
+        def make(group: list[Candidate], k: int = k) -> ChatRequest:
+            return label_requests(spec, group, samples, len(group))[k]
+
+        answers = ask_items(engine, stage, cands, spec.judge.items_per_request, make, rows, progress)
+        for c, row, named in zip(cands, answers, out, strict=True):
+            if isinstance(row, str):
+                named.append(NoVerdict(row))
+                continue
+            shown = shuffled(c)
+            at = LETTERS.index(str(row["answer"]))
+            named.append(shown[at] if at < len(shown) else "")
     return out
 
 
