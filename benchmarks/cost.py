@@ -253,9 +253,8 @@ def sweep(n: int, drift: float, root: Path) -> None:
         path = root / f"sweep-{fmt}-{k}-{j}.yaml"
         path.write_text(yaml.safe_dump(data))
         with Loopback(drift=drift) as srv:
-            url = srv.url
-            os.environ["ANTHROPIC_BASE_URL"] = url
-            ds = mwe.generate(path, n=n, model=model, out=root / f"sweep-{fmt}-{k}-{j}", base_url=url, use_cache=False)
+            out = root / f"sweep-{fmt}-{k}-{j}"
+            ds = mwe.generate(path, n=n, model=model, out=out, base_url=srv.url, use_cache=False)
         f = ds.manifest["funnel"]
         bad = sum(f["rejected_by_stage"][s] for s in ("parse", "rules", "label", "dedup", "judge", "judge_error"))
         t = Tally(kept=len(ds), generated=f["generated"])
