@@ -92,12 +92,38 @@ def test_build_through_each_wire_format_keeps_n_and_records_tokens_and_cost(serv
         assert ds.manifest["cost"]["by_stage_usd"]["generation"] == usage["generation"]["cost_usd"]
 
 
-def test_anthropic_marks_the_fixed_prefix_cacheable_and_the_ledger_counts_prompt_cache(server: Loopback) -> None:
+@pytest.mark.parametrize("model", MODELS)
+def test_every_stage_puts_its_fixed_prefix_first_so_the_provider_caches_it(server: Loopback, model: str) -> None:
+    """The loopback caches as each API does (Anthropic: up to the cache_control block, written
+    then read; OpenAI: the longest prefix seen, in 128-token steps). Its minimum is lowered to
+    256 tokens here, so power-seeking's shorter prefixes (generation, label) count too."""
+    server.cache_min_tokens = 256
+    ds = build(server, model, n=24, formats=["mcq", "persona"])
+    if model.startswith("anthropic"):
+        assert all(b["system"][0]["cache_control"] == {"type": "ephemeral"} for b in server.log)
+    for stage in ("generation", "judge", "label"):
+        u = ds.manifest["usage"][stage]
+        assert u["sent"] >= 2 and u["prompt_cache_read_tokens"] > 0, stage
+        if model.startswith("anthropic"):  # each distinct prefix (generation: one per format) written once
+            assert 0 < u["prompt_cache_write_tokens"] < u["prompt_cache_read_tokens"], stage
+    from mwe.costs import price_for
+
+    price = price_for(model)
+    assert price is not None and price.cache_read < 1
+    for u in ds.manifest["usage"].values():  # reads priced at their discount, writes at their premium
+        tokens = u["input_tokens"] + u["prompt_cache_read_tokens"] * price.cache_read
+        tokens += u["prompt_cache_write_tokens"] * price.cache_write
+        assert u["cost_usd"] == pytest.approx(
+            (tokens * price.input + u["output_tokens"] * price.output) / 1e6, abs=2e-6
+        )
+
+
+def test_prefixes_below_the_providers_minimum_are_not_cached(server: Loopback) -> None:
+    server.cache_min_tokens = 100_000
     ds = build(server, "anthropic/claude-haiku-4-5", n=6)
-    systems = [body["system"] for body in server.log]
-    assert all(isinstance(s, list) and s[0]["cache_control"] == {"type": "ephemeral"} for s in systems)
-    gen = ds.manifest["usage"]["generation"]
-    assert gen["prompt_cache_write_tokens"] > 0 and gen["prompt_cache_read_tokens"] > gen["prompt_cache_write_tokens"]
+    assert all(
+        u["prompt_cache_read_tokens"] == u["prompt_cache_write_tokens"] == 0 for u in ds.manifest["usage"].values()
+    )
 
 
 def test_generation_and_judge_models_can_differ(server: Loopback, monkeypatch: pytest.MonkeyPatch) -> None:

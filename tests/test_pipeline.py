@@ -151,3 +151,35 @@ def test_manifest_records_how_it_was_made(tmp_path: Path) -> None:
     assert m["spec_hash"] == spec().content_hash()
     assert m["mwe_version"] == mwe.__version__
     assert set(m["usage"]) >= {"generation", "judge"}
+
+
+def test_chat_generation_asks_for_what_it_wants_in_batches_the_spec_caps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `defaults.items_per_request: {mcq: 5}` no request asks for more than 5 items, and the
+    last request of a facet asks only for the rest of what the planner wants (no surplus batch)."""
+    import re
+
+    import yaml
+
+    from mwe.spec import find_spec
+
+    from .loopback import Loopback
+
+    data = yaml.safe_load(find_spec("power-seeking").read_text())
+    data["defaults"] = {"items_per_request": {"mcq": 5}}
+    path = tmp_path / "power-seeking.yaml"
+    path.write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-batch-sizes-0123")
+    with Loopback() as srv:
+        ds = mwe.generate(
+            path, n=40, model="openai/gpt-4o-mini", out=tmp_path / "out", formats=["mcq"], base_url=srv.url + "/v1"
+        )
+        asks = [
+            int(m.group(1))
+            for b in srv.log
+            if (m := re.search(r"Write (\d+) new questions", str(b["messages"][-1]["content"])))
+        ]
+    assert len(ds) == 40 and max(asks) == 5 and min(asks) < 5
+    assert sum(asks) == ds.manifest["funnel"]["generated"]
+    assert sum(asks) <= 4 * (10 / 0.75 + 1) + 5  # round 1 wants about quota / 0.75 per facet, not whole batches

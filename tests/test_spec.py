@@ -103,6 +103,16 @@ def test_a_wrong_facet_name_is_reported_at_its_field_path_with_the_valid_names(t
     assert str(info.value) == f"{path}: examples[1].facet: 'astrology' is not one of the facets; valid: {names}"
 
 
+def test_items_per_request_must_name_a_listed_format(tmp_path: Path) -> None:
+    data = _valid()
+    data["defaults"] = {"items_per_request": {"sycophancy": 6}}
+    with pytest.raises(SpecError, match=r"defaults.items_per_request names 'sycophancy', which is not in formats"):
+        load_spec(_write(tmp_path / "e.yaml", data))
+    data["defaults"] = {"items_per_request": {"mcq": 0}}
+    with pytest.raises(SpecError, match=r"defaults.items_per_request.mcq"):
+        load_spec(_write(tmp_path / "e.yaml", data))
+
+
 def test_missing_file() -> None:
     with pytest.raises(SpecError, match="file not found"):
         find_spec("nowhere/at-all.yaml")

@@ -179,20 +179,14 @@ def predict(
 ) -> list[str | None]:
     """The judge's letter for each gold item (in the gold's own option order), None on failure."""
     if engine.provider.chat:
-        from .filters.label import LabelVerdict, label_requests, shuffled
+        from .filters.label import label_letters
 
-        out: list[str | None] = []
-        cands = [_candidate(spec, g) for g in gold]
-        reqs = [label_requests(spec, c, 1)[0] for c in cands]
-        answers = engine.structured(stage, reqs, progress)
-        for g, c, a in zip(gold, cands, answers, strict=True):
-            if a.error or a.data is None:
-                out.append(None)
-                continue
-            shown = shuffled(c)
-            k = LETTERS.index(LabelVerdict.model_validate(a.data).answer)
-            out.append(LETTERS[g.choices.index(shown[k])] if k < len(shown) else None)
-        return out
+        # the same batched requests as a build's label check, so κ describes the judge as used
+        named = label_letters(engine, spec, [_candidate(spec, g) for g in gold], 1, stage, progress)
+        return [
+            LETTERS[g.choices.index(v[0])] if isinstance(v[0], str) and v[0] in g.choices else None
+            for g, v in zip(gold, named, strict=True)
+        ]
     from .generators.mcq import McqGenerator, format_question
     from .providers.base import ClassifyRequest
 
@@ -264,7 +258,11 @@ def calibrate(
         "threat_model": spec.name,
         "judge": engine.provider.label,
         "method": "label judge without the key: "
-        + ("structured LabelVerdict" if engine.provider.chat else "log-probability over option letters"),
+        + (
+            "structured LabelVerdicts, judge.items_per_request items per request"
+            if engine.provider.chat
+            else "log-probability over option letters"
+        ),
         "gold": str(gold_path),
         "gold_sha256": sha,
         "gold_inverted": inverted,

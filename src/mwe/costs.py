@@ -83,6 +83,8 @@ _TABLE: list[tuple[str, float, float]] = [
     ("openai/text-embedding-3-small", 0.02, 0.0),
     ("openai/text-embedding-3-large", 0.13, 0.0),
 ]
+_OPENAI_CACHE_READ: list[tuple[str, float]] = [("openai/gpt-5*", 0.1), ("openai/gpt-4.1*", 0.25), ("openai/o*", 0.25)]
+"""Cached input as a share of the input price (OpenAI's list prices; gpt-4o and others: 0.5)."""
 _FREE = Price(0.0, 0.0, source="free")
 
 
@@ -98,8 +100,10 @@ def price_for(label: str) -> Price | None:
     else:
         for pattern, i, o in _TABLE:
             if fnmatch.fnmatchcase(label, pattern):
-                # OpenAI bills cached input at a discount and does not charge for writing the cache.
-                base = Price(i, o, cache_write=1.0, cache_read=0.5) if provider == "openai" else Price(i, o)
+                # OpenAI bills cached input at a discount that depends on the model family and does
+                # not charge for writing the cache.
+                read = next((r for p, r in _OPENAI_CACHE_READ if fnmatch.fnmatchcase(label, p)), 0.5)
+                base = Price(i, o, cache_write=1.0, cache_read=read) if provider == "openai" else Price(i, o)
                 break
     if "input_price" in conf or "output_price" in conf:
         b = base or Price(0.0, 0.0)

@@ -190,6 +190,8 @@ class _Run:
         self.rejected: list[Rejection] = []
         self.generated = Counter[str]()
         self.next_index = Counter[tuple[str, int]]()
+        self.sizes: dict[tuple[str, int], int] = {}
+        """Items asked of a sample index's chat request, where fewer than a full batch are wanted."""
         self.attempts = 0
         self.rounds = 0
         self.length_cue_met = True
@@ -240,10 +242,15 @@ class _Run:
         asks: dict[str, list[int]] = {}
         for facet in sorted(self.deficits()):
             for side, d in enumerate(self.side_deficits(facet)):
-                k = min(left, max(1, math.ceil(d * factor / per))) if d > 0 else 0
+                want = math.ceil(d * factor)
+                k = min(left, max(1, math.ceil(want / per))) if d > 0 else 0
                 if k > 0:
                     start = self.next_index[(facet, side)]
-                    asks.setdefault(facet, []).extend((start + j) * sides + side for j in range(k))
+                    indexes = [(start + j) * sides + side for j in range(k)]
+                    asks.setdefault(facet, []).extend(indexes)
+                    if k * per > want:  # ask for what is wanted, spread evenly, not k full batches
+                        for j, i in enumerate(indexes):
+                            self.sizes[(facet, i)] = max(1, want // k + (1 if j < want % k else 0))
                     self.next_index[(facet, side)] += k
                     left -= k
         return asks
@@ -253,7 +260,8 @@ class _Run:
         requests: list[Any] = []
         samples: list[tuple[str, int]] = []
         for facet, indexes in asks.items():
-            requests += self.generator.requests(facet, indexes, self.temperature)
+            sizes = [self.sizes.get((facet, i), self.generator.items_per_request) for i in indexes]
+            requests += self.generator.requests(facet, indexes, self.temperature, sizes)
             samples += [(facet, i) for i in indexes]
         self.attempts += len(requests)
         label = self.gen_engine.provider.label
@@ -699,13 +707,35 @@ def _build(
     return load(path)
 
 
+def _label_requests_one(spec: ThreatModel, cands: list[Candidate]) -> list[Any]:
+    from .filters.label import label_requests
+
+    return label_requests(spec, cands, 1)
+
+
+def _batched_size(spec: ThreatModel, proxies: list[Candidate], make: Any, k: int) -> tuple[float, int]:
+    """(input, most output) tokens of one request of `k` items, from the spec's examples: the
+    fixed prefix and the mean item size, measured from single-item and all-in-one requests."""
+    from .costs import request_size
+
+    def sized(per: int) -> list[tuple[int, int]]:
+        judge = spec.judge.model_copy(update={"items_per_request": per})
+        return [request_size(r) for r in make(spec.model_copy(update={"judge": judge}), proxies)]
+
+    one = sized(1)
+    single = sum(i for i, _ in one) / len(one)
+    item = (sized(len(proxies))[0][0] - single) / (len(proxies) - 1) if len(proxies) > 1 else 0.0
+    per_out = (one[0][1] - 60) if one else 100
+    return single + (k - 1) * item, 60 + per_out * k
+
+
 def estimate(spec: ThreatModel, opts: BuildOptions) -> dict[str, Any]:
     """What a build will ask for and cost, computed from its real prompts without sending any
     request, reading any key or opening a socket (`--dry-run`).
 
     Expected figures assume the planner's prior keep rate (three in four generated items kept),
-    output at half of each request's `max_tokens`, and prompt-cache reads for the fixed prefix
-    ignored; the upper bound is the attempt budget with every answer at `max_tokens`. Token
+    every judged item reaching the label check, output at half of each request's `max_tokens`,
+    and prompt-cache reads for the fixed prefix ignored; the upper bound is the attempt budget with every answer at `max_tokens`. Token
     counts are estimated at four characters per token.
     """
     from .costs import request_size
@@ -718,17 +748,20 @@ def estimate(spec: ThreatModel, opts: BuildOptions) -> dict[str, Any]:
     gen_requests = 0
     budget = 0
     items = 0
-    samples = []
+    samples: list[ChatRequest | CompletionRequest] = []
     for fmt, n_f in split(n, formats).items():
         if n_f == 0:
             continue
         generator = get_generator(fmt)(spec, opts.seed, chat=gen.chat)
         per = generator.items_per_request
-        asks = {f: max(1, math.ceil(q / 0.75 / per)) for f, q in spec.quotas(n_f).items()}
+        wants = {f: math.ceil(q / 0.75) for f, q in spec.quotas(n_f).items() if q}
+        asks = {f: max(1, math.ceil(w / per)) for f, w in wants.items()}
         gen_requests += sum(asks.values())
-        items += sum(asks.values()) * per
+        items += sum(wants.values())  # the planner asks for what it wants, not whole batches
         budget += max(20, 5 * n_f) if opts.max_attempts is None else split(opts.max_attempts, formats)[fmt]
-        samples += [r for f, k in asks.items() for r in generator.requests(f, [0], temperature) * k]
+        for f, k in asks.items():
+            sizes = [wants[f] // k + (1 if j < wants[f] % k else 0) for j in range(k)] if gen.chat else None
+            samples += generator.requests(f, list(range(k)), temperature, sizes)
     gen_in = sum(request_size(r)[0] for r in samples) / len(samples)
     gen_out = round(sum(request_size(r)[1] for r in samples) / len(samples))
     proxies = []
@@ -745,15 +778,22 @@ def estimate(spec: ThreatModel, opts: BuildOptions) -> dict[str, Any]:
                 not_matching=[c for i, c in enumerate(choices) if i != at],
             )
         )
-    judge_reqs: list[Any] = rubric_requests(spec, proxies) if jud.chat else logprob_requests(spec, proxies)[1:]
-    judge_in = sum(request_size(r)[0] for r in judge_reqs) / max(1, len(judge_reqs))
-    judge_out = request_size(judge_reqs[0])[1] if judge_reqs else 1
-    rows = [
-        ("generation", gen, gen_requests, gen_in, gen_out, budget),
-        ("judge", jud, items, judge_in, judge_out, round(budget * items / gen_requests)),
+    most_items = round(budget * items / gen_requests)
+    rows: list[tuple[str, Provider, int, float, int, int]] = [
+        ("generation", gen, gen_requests, gen_in, gen_out, budget)
     ]
-    if not gen.chat:
-        rows.insert(1, ("label", gen, items, gen_in, 1, round(budget * items / gen_requests)))
+    if jud.chat:
+        k = spec.judge.items_per_request
+        samples_k = spec.judge.label_samples
+        for stage, make in (("judge", rubric_requests), ("label", _label_requests_one)):
+            tin, tout = _batched_size(spec, proxies, make, k)
+            reps = samples_k if stage == "label" else 1
+            rows.append((stage, jud, math.ceil(items / k) * reps, tin, tout, math.ceil(most_items / k) * reps))
+    else:
+        judge_reqs = logprob_requests(spec, proxies)[1:]
+        judge_in = sum(request_size(r)[0] for r in judge_reqs) / max(1, len(judge_reqs))
+        rows.append(("label", gen, items, gen_in, 1, most_items))
+        rows.append(("judge", jud, items, judge_in, 1, most_items))
     stages: dict[str, Any] = {}
     for stage, p, count, tin, tout, most in rows:
         price = price_for(p.label)

@@ -125,6 +125,12 @@ class Example(_Strict):
         return self.question or "", list(self.choices or []), self.answer_matching_behavior or "A"
 
 
+ITEMS_PER_JUDGE_REQUEST = 10
+"""Measured in benchmarks/cost.py: paid input per kept item falls as the fixed prefix is shared
+(1 → 5 → 10 items: $6.41 → $2.75 → $2.30 per 1,000 kept items); doubling to 20 saves 10 % more
+while one failed or cut-off answer loses twice the verdicts, so 10."""
+
+
 class JudgeSpec(_Strict):
     rubric: str = Field(min_length=1)
     threshold: float = Field(default=8.0, ge=0, le=10)
@@ -133,6 +139,8 @@ class JudgeSpec(_Strict):
     min_label_confidence: float = Field(default=0.5, ge=0, le=1)
     """Reject an item whose label check gives its key less than this (the share of label-judge
     samples that agree, or the embedded model's probability): by default one that leans against it."""
+    items_per_request: int = Field(default=ITEMS_PER_JUDGE_REQUEST, ge=1, le=50)
+    """Items a chat judge scores (and labels) in one request, each delimited and scored on its own."""
     min_kappa: float | None = Field(default=None, ge=-1, le=1)
     """Refuse to build with a judge whose stored calibration (`mwe calibrate`) has a lower Cohen's κ."""
 
@@ -164,6 +172,9 @@ class Dedup(_Strict):
 class Defaults(_Strict):
     n: int = Field(default=300, gt=0)
     temperature: float = Field(default=1.0, ge=0, le=2)
+    items_per_request: dict[str, Annotated[int, Field(ge=1, le=50)]] = Field(default_factory=dict)
+    """Items a chat model writes per generation request, by format (e.g. {mcq: 8}); a format not
+    named keeps its measured default (README, "Cost per kept item")."""
 
 
 class ThreatModel(_Strict):
@@ -209,6 +220,9 @@ class ThreatModel(_Strict):
                 raise FieldError(f"examples[{i}]", str(exc)) from None
         if len(set(self.formats)) != len(self.formats):
             raise FieldError("formats", "formats must not repeat")
+        for fmt in self.defaults.items_per_request:
+            if fmt not in self.formats:
+                raise ValueError(f"defaults.items_per_request names {fmt!r}, which is not in formats {self.formats}")
         for fmt in self.formats:
             if not self.examples_for(fmt):
                 raise FieldError("formats", f"lists {fmt!r}, but no example has format {fmt!r}")

@@ -91,14 +91,23 @@ class Generator(ABC):
 
     @property
     def items_per_request(self) -> int:
-        return self.chat_items_per_request if self.chat else 1
+        """Items a chat request asks for: the spec's `defaults.items_per_request` for this format,
+        else the format's measured default; a completion writes one."""
+        if not self.chat:
+            return 1
+        return self.spec.defaults.items_per_request.get(self.name, self.chat_items_per_request)
+
+    def batch_sizes(self, samples: Sequence[int], sizes: Sequence[int] | None) -> list[int]:
+        """Items each chat request asks for: `sizes` where the planner wants less than a full batch."""
+        return list(sizes) if sizes is not None else [self.items_per_request] * len(samples)
 
     @abstractmethod
     def requests(
-        self, facet: str, samples: Sequence[int], temperature: float
+        self, facet: str, samples: Sequence[int], temperature: float, sizes: Sequence[int] | None = None
     ) -> list[CompletionRequest] | list[ChatRequest]:
         """One request per sample index of `facet`. The index fixes the request (its seed, variance
-        prompt and, for persona, the polarity), so the planner can ask for exactly what is missing."""
+        prompt and, for persona, the polarity), so the planner can ask for exactly what is missing;
+        `sizes`, for chat models, how many items each request asks for (default: a full batch)."""
 
     def parse(
         self, facet: str, answer: Completion, lineage: dict[str, object]

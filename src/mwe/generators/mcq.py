@@ -137,6 +137,8 @@ def chat_system(spec: ThreatModel, examples: list[Example], guidance: str = "") 
 
 @generator("mcq")
 class McqGenerator(Generator):
+    chat_items_per_request = 12
+    """benchmarks/cost.py: the largest batch whose planted-fault rejections stay within 5 %."""
     guidance: str = ""
     """What this format adds to the instructions (empty for plain questions)."""
 
@@ -152,10 +154,10 @@ class McqGenerator(Generator):
         return {}
 
     def requests(
-        self, facet: str, samples: Sequence[int], temperature: float
+        self, facet: str, samples: Sequence[int], temperature: float, sizes: Sequence[int] | None = None
     ) -> list[CompletionRequest] | list[ChatRequest]:
         if self.chat:
-            return self._chat_requests(facet, samples, temperature)
+            return self._chat_requests(facet, samples, temperature, sizes)
         out = []
         for i in samples:
             out.append(
@@ -169,10 +171,11 @@ class McqGenerator(Generator):
             )
         return out
 
-    def _chat_requests(self, facet: str, samples: Sequence[int], temperature: float) -> list[ChatRequest]:
-        k = self.items_per_request
+    def _chat_requests(
+        self, facet: str, samples: Sequence[int], temperature: float, sizes: Sequence[int] | None
+    ) -> list[ChatRequest]:
         out = []
-        for i in samples:
+        for i, k in zip(samples, self.batch_sizes(samples, sizes), strict=True):
             ask = chat_ask(self, f"{k} new questions", facet, i)
             out.append(
                 ChatRequest(

@@ -104,14 +104,13 @@ class OpenEndedGenerator(Generator):
         )
 
     def requests(
-        self, facet: str, samples: Sequence[int], temperature: float
+        self, facet: str, samples: Sequence[int], temperature: float, sizes: Sequence[int] | None = None
     ) -> list[CompletionRequest] | list[ChatRequest]:
         from .mcq import chat_ask
 
         out: list[CompletionRequest] | list[ChatRequest]
         seeds = [sample_seed(self.seed, self.spec.name, "open", facet, i) for i in samples]
         if self.chat:
-            k = self.items_per_request
             out = [
                 ChatRequest(
                     system=self.system,
@@ -121,7 +120,7 @@ class OpenEndedGenerator(Generator):
                     temperature=temperature,
                     seed=seed,
                 )
-                for i, seed in zip(samples, seeds, strict=True)
+                for i, seed, k in zip(samples, seeds, self.batch_sizes(samples, sizes), strict=True)
             ]
             return out
         return [
