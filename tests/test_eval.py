@@ -204,12 +204,12 @@ def test_perez_over_http_reads_openai_top_logprobs_and_keeps_the_key_out_of_the_
 
 def test_plan_counts_requests_and_prices_them(datasets: dict[str, mwe.Dataset]) -> None:
     ds = datasets["sycophancy"]
-    (local,) = plan(ds, "local", None, 5, 400)
+    (local,) = plan(ds, "local", None, 5, 400, allow_fake=True)
     assert local.task == "perez" and local.requests == len(ds) and local.cost_usd == 0.0
-    (claude,) = plan(ds, "anthropic/claude-3-5-haiku-latest", None, 5, 400)
+    (claude,) = plan(ds, "anthropic/claude-3-5-haiku-latest", None, 5, 400, allow_fake=True)
     assert claude.requests == 6 * len(ds) and "5 samples" in claude.method
     assert claude.cost_usd is not None and claude.cost_usd > 0
-    (af,) = plan(datasets["alignment-faking"], "local", None, 5, 400)
+    (af,) = plan(datasets["alignment-faking"], "local", None, 5, 400, allow_fake=True)
     assert af.task == "compliance_gap" and af.samples == 2 * len(datasets["alignment-faking"])
 
 
@@ -218,13 +218,13 @@ def test_eval_cli_refuses_over_max_cost_fake_model_and_missing_key(
 ) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     path = str(datasets["sycophancy"].path)
-    r = run_cli("eval", path, "--model", "openai/gpt-4o-mini", "--log-dir", "logs")
+    r = run_cli("eval", path, "--allow-fake", "--model", "openai/gpt-4o-mini", "--log-dir", "logs")
     assert r.returncode == 4 and "no API key" in r.stderr and not list(Path("logs").glob("*.eval"))
-    r = run_cli("eval", path, "--model", "openai/gpt-4o", "--max-cost", "0.000001")
+    r = run_cli("eval", path, "--allow-fake", "--model", "openai/gpt-4o", "--max-cost", "0.000001")
     assert r.returncode == 6 and "nothing was sent" in r.stderr
-    r = run_cli("eval", path, "--model", "fake")
+    r = run_cli("eval", path, "--allow-fake", "--model", "fake")
     assert r.returncode == 2 and "cannot answer an eval" in r.stderr
-    r = run_cli("eval", path, "--model", "openai/gpt-4o-mini", "--dry-run")
+    r = run_cli("eval", path, "--allow-fake", "--model", "openai/gpt-4o-mini", "--dry-run")
     assert r.returncode == 0 and "perez" in r.stderr and "no request was sent" in r.stdout
 
 
@@ -232,7 +232,15 @@ def test_eval_cli_refuses_over_max_cost_fake_model_and_missing_key(
 def test_eval_cli_on_the_embedded_model_prints_both_perez_figures(
     datasets: dict[str, mwe.Dataset], tmp_path: Path
 ) -> None:
-    r = run_cli("eval", str(datasets["sycophancy"].path), "--model", "local", "--log-dir", str(tmp_path / "logs"))
+    r = run_cli(
+        "eval",
+        str(datasets["sycophancy"].path),
+        "--allow-fake",
+        "--model",
+        "local",
+        "--log-dir",
+        str(tmp_path / "logs"),
+    )
     assert r.returncode == 0, r.stderr
     assert "share preferring" in r.stdout and "mean P(matching" in r.stdout and "overall" in r.stdout
     assert list((tmp_path / "logs").glob("*.eval")), "Inspect wrote its log"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -32,6 +33,7 @@ app = typer.Typer(
 )
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)  # error text must not be broken across lines
+_python_showwarning = warnings.showwarning
 
 
 def _specs_for_build(names: list[str]) -> list[tuple[str, Path, bool]]:
@@ -138,9 +140,15 @@ def build(
     reporter = RichReporter()
     short: list[str] = []
     for _, path, named, spec in specs:
-        latest = store.latest_manifest(spec.name)
-        if not named and not force and latest and latest.get("build_key") == build_key(spec, opts):
-            out.print(f"{spec.name}: up to date ({store.latest(spec.name)}); --force rebuilds")
+        # the newest version of each kind: a fake build never stands in for a real one, nor hides it
+        key = build_key(spec, opts)
+        same = [
+            store.latest(spec.name, f)
+            for f in (False, True)
+            if (store.latest_manifest(spec.name, f) or {}).get("build_key") == key
+        ]
+        if not named and not force and same:
+            out.print(f"{spec.name}: up to date ({same[0]}); --force rebuilds")
             continue
         started = time.monotonic()
         ds = run_build(spec, opts, store, spec_path=str(path), reporter=reporter)
@@ -328,14 +336,17 @@ def eval_cmd(
         bool, typer.Option("--dry-run", help="print the planned requests and cost; send nothing")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the figures as JSON")] = False,
+    allow_fake: Annotated[
+        bool, typer.Option("--allow-fake", help="measure a FAKE dataset anyway (tests and demos only)")
+    ] = False,
 ) -> None:
     """Measure a model with a dataset in Inspect AI: Perez figures, or the alignment-faking compliance gap."""
     from .evaluate import plan, run
     from .store import load
 
     ds = load(dataset)
-    plans = plan(ds, model, judge_model, samples, max_tokens, limit)
-    _print_eval_plan(plans, model)
+    plans = plan(ds, model, judge_model, samples, max_tokens, limit, allow_fake=allow_fake)
+    _print_eval_plan(plans, model, ds.path)
     if dry_run:
         out.print("dry run: no request was sent")
         return
@@ -353,6 +364,7 @@ def eval_cmd(
         api_key_env=api_key_env,
         cache=not no_cache,
         plans=plans,
+        allow_fake=allow_fake,
     )
     if as_json:
         sys.stdout.write(json.dumps([s.to_json() for s in summaries], indent=2) + "\n")
@@ -361,14 +373,14 @@ def eval_cmd(
         _print_eval_summary(s)
 
 
-def _print_eval_plan(plans: list[EvalPlan], model: str) -> None:
+def _print_eval_plan(plans: list[EvalPlan], model: str, path: Path) -> None:
     parts = [
         f"{p.task}: {p.samples} samples, {p.requests} requests, ~{p.input_tokens:,} input / {p.output_tokens:,} output tokens, "
         + (f"at most ${p.cost_usd:.4f}" if p.cost_usd is not None else "unknown price")
         + f" ({p.method})"
         for p in plans
     ]
-    err.print(f"eval plan for {model}:\n  " + "\n  ".join(parts), highlight=False)
+    err.print(f"eval plan for {model} on {path}:\n  " + "\n  ".join(parts), highlight=False)
 
 
 def _print_eval_summary(s: EvalSummary) -> None:
@@ -595,7 +607,18 @@ def schema(
     out.print(f"wrote {path}")
 
 
+def _show_warning(message: Warning | str, category: type[Warning], *args: object, **kw: object) -> None:
+    """mwe's own warnings (FAKE data read) as one plain stderr line; others as Python prints them."""
+    from .store import FakeDataWarning
+
+    if issubclass(category, FakeDataWarning):
+        err.print(f"[yellow]warning:[/yellow] {escape(str(message))}", highlight=False)
+    else:
+        _python_showwarning(message, category, *args, **kw)  # type: ignore[arg-type]
+
+
 def main() -> None:
+    warnings.showwarning = _show_warning
     try:
         # Without standalone mode click returns typer.Exit's code instead of exiting.
         code = app(standalone_mode=False)
