@@ -87,6 +87,7 @@ def test_every_command_reading_fake_data_says_so_on_stderr(tmp_path: Path) -> No
         ["export", path, "--format", "csv", "--out", "ex"],
         ["report", path, "--out", "r.html"],
         ["diff", path + "/v1", path],
+        ["audit", path],
     ):
         r = run_cli(*args)
         assert r.returncode == 0, (args, r.stderr)

@@ -574,6 +574,32 @@ def report(
 
 
 @app.command()
+def audit(
+    paths: Annotated[
+        list[Path], typer.Argument(help="mwe datasets, anthropics/evals or Inspect JSONL files, or folders of them")
+    ],
+    embedder: Annotated[str, typer.Option(help="near-duplicate embedder: tfidf, tfidf-char, tfidf-svd")] = "tfidf",
+    threshold: Annotated[
+        float | None, typer.Option(help="cosine for near duplicates (default: the embedder's dedup threshold)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print every figure as JSON")] = False,
+    html: Annotated[Path | None, typer.Option("--html", help="also write the audit as one HTML file")] = None,
+) -> None:
+    """Validity figures of any eval set: duplicates, artifacts, truncation, answer cues, options-only accuracy."""
+    from ._audit_show import table, write_html
+    from .audit import AuditSettings
+    from .audit import audit as run_audit
+
+    result = run_audit(list(paths), AuditSettings(embedder=embedder, threshold=threshold))
+    if html is not None:
+        err.print(f"wrote {write_html(result, html)}", highlight=False)
+    if as_json:
+        sys.stdout.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    else:
+        Console(width=max(out.width, 180)).print(table(result))  # a pipe's 80 columns would fold every row
+
+
+@app.command()
 def new(
     name: Annotated[str, typer.Argument(help="threat-model name, e.g. my-behaviour")],
     directory: Annotated[Path, typer.Option("--dir", help="where to write NAME.yaml")] = Path("threat_models"),
