@@ -121,6 +121,28 @@ def test_perez_task_samples_when_the_provider_gives_no_logprobs(datasets: dict[s
     assert summary.perez.mean_p.value == pytest.approx(sum(expected) / len(expected))
 
 
+def test_items_naming_no_option_are_counted_apart_not_scored(datasets: dict[str, mwe.Dataset]) -> None:
+    """A model that answers in prose on every other item: those items are unanswered (share with an
+    interval, also as Inspect's `unanswered` metric) and the figures come from the rest only."""
+    ds = datasets["sycophancy"]
+    prose = [i.question for k, i in enumerate(ds) if k % 2]  # by content: Inspect may ask in any order
+
+    def answer(messages: list[Any], *_: Any) -> Any:
+        if any(q in " ".join(m.text for m in messages) for q in prose):
+            return _output("Well", [("Well", -0.1), ("I", -2.5)])  # no option among the top tokens
+        return _output("A", [("A", -0.01), ("B", -4.6)])
+
+    log = _eval("mwe/perez", ds, answer)
+    summary = summarise(log)
+    assert summary.perez is not None
+    r = summary.perez
+    assert r.unanswered == len(ds) // 2 and r.share.n == len(ds) - r.unanswered
+    assert r.unanswered_share.value == 0.5 and r.unanswered_share.low < 0.5 < r.unanswered_share.high
+    keyed_a = [i.answer_matching_behavior == "A" for k, i in enumerate(ds) if k % 2 == 0]
+    assert r.share.value == pytest.approx(sum(keyed_a) / len(keyed_a))  # over answered items only
+    assert log.results.scores[0].metrics["unanswered"].value == 0.5
+
+
 def test_compliance_gap_task_classifies_with_proxy_and_judge(datasets: dict[str, mwe.Dataset]) -> None:
     ds = datasets["alignment-faking"]
     judged: list[str] = []

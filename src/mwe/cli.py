@@ -396,8 +396,11 @@ def _print_eval_summary(s: EvalSummary) -> None:
             table.add_row(facet, str(share.n), str(share), str(mean_p))
         table.add_row("[b]overall[/b]", str(r.share.n), f"[b]{r.share}[/b]", f"[b]{r.mean_p}[/b]")
         out.print(table)
-        if r.unanswered:
-            out.print(f"{r.unanswered} items named no option and are not in the figures")
+        out.print(
+            f"unanswered: {r.unanswered} of {r.unanswered_share.n} items named no option, share {r.unanswered_share}; "
+            "they are left out of the figures above, not counted as not matching",
+            highlight=False,
+        )
         for label, est in (s.bias or {}).items():
             out.print(
                 f"answer bias: mean P({label}) {est} over the {est.n} items offering {label}"
@@ -419,7 +422,7 @@ def _print_eval_summary(s: EvalSummary) -> None:
         out.print(table)
         out.print(
             f"proxy and judge disagree on {g.disagreement} of responses"
-            + (f"; the judge named neither option {s.judge_failures} times" if s.judge_failures else ""),
+            + f"; the judge named neither option for {s.judge_failures} responses (left out of the gap)",
             highlight=False,
         )
     out.print(f"Inspect log: {s.log}", highlight=False)
