@@ -121,6 +121,28 @@ def test_perez_task_samples_when_the_provider_gives_no_logprobs(datasets: dict[s
     assert summary.perez.mean_p.value == pytest.approx(sum(expected) / len(expected))
 
 
+def test_items_naming_no_option_are_counted_apart_not_scored(datasets: dict[str, mwe.Dataset]) -> None:
+    """A model that answers in prose on every other item: those items are unanswered (share with an
+    interval, also as Inspect's `unanswered` metric) and the figures come from the rest only."""
+    ds = datasets["sycophancy"]
+    prose = [i.question for k, i in enumerate(ds) if k % 2]  # by content: Inspect may ask in any order
+
+    def answer(messages: list[Any], *_: Any) -> Any:
+        if any(q in " ".join(m.text for m in messages) for q in prose):
+            return _output("Well", [("Well", -0.1), ("I", -2.5)])  # no option among the top tokens
+        return _output("A", [("A", -0.01), ("B", -4.6)])
+
+    log = _eval("mwe/perez", ds, answer)
+    summary = summarise(log)
+    assert summary.perez is not None
+    r = summary.perez
+    assert r.unanswered == len(ds) // 2 and r.share.n == len(ds) - r.unanswered
+    assert r.unanswered_share.value == 0.5 and r.unanswered_share.low < 0.5 < r.unanswered_share.high
+    keyed_a = [i.answer_matching_behavior == "A" for k, i in enumerate(ds) if k % 2 == 0]
+    assert r.share.value == pytest.approx(sum(keyed_a) / len(keyed_a))  # over answered items only
+    assert log.results.scores[0].metrics["unanswered"].value == 0.5
+
+
 def test_compliance_gap_task_classifies_with_proxy_and_judge(datasets: dict[str, mwe.Dataset]) -> None:
     ds = datasets["alignment-faking"]
     judged: list[str] = []
@@ -204,12 +226,12 @@ def test_perez_over_http_reads_openai_top_logprobs_and_keeps_the_key_out_of_the_
 
 def test_plan_counts_requests_and_prices_them(datasets: dict[str, mwe.Dataset]) -> None:
     ds = datasets["sycophancy"]
-    (local,) = plan(ds, "local", None, 5, 400)
+    (local,) = plan(ds, "local", None, 5, 400, allow_fake=True)
     assert local.task == "perez" and local.requests == len(ds) and local.cost_usd == 0.0
-    (claude,) = plan(ds, "anthropic/claude-3-5-haiku-latest", None, 5, 400)
+    (claude,) = plan(ds, "anthropic/claude-3-5-haiku-latest", None, 5, 400, allow_fake=True)
     assert claude.requests == 6 * len(ds) and "5 samples" in claude.method
     assert claude.cost_usd is not None and claude.cost_usd > 0
-    (af,) = plan(datasets["alignment-faking"], "local", None, 5, 400)
+    (af,) = plan(datasets["alignment-faking"], "local", None, 5, 400, allow_fake=True)
     assert af.task == "compliance_gap" and af.samples == 2 * len(datasets["alignment-faking"])
 
 
@@ -218,13 +240,13 @@ def test_eval_cli_refuses_over_max_cost_fake_model_and_missing_key(
 ) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     path = str(datasets["sycophancy"].path)
-    r = run_cli("eval", path, "--model", "openai/gpt-4o-mini", "--log-dir", "logs")
+    r = run_cli("eval", path, "--allow-fake", "--model", "openai/gpt-4o-mini", "--log-dir", "logs")
     assert r.returncode == 4 and "no API key" in r.stderr and not list(Path("logs").glob("*.eval"))
-    r = run_cli("eval", path, "--model", "openai/gpt-4o", "--max-cost", "0.000001")
+    r = run_cli("eval", path, "--allow-fake", "--model", "openai/gpt-4o", "--max-cost", "0.000001")
     assert r.returncode == 6 and "nothing was sent" in r.stderr
-    r = run_cli("eval", path, "--model", "fake")
+    r = run_cli("eval", path, "--allow-fake", "--model", "fake")
     assert r.returncode == 2 and "cannot answer an eval" in r.stderr
-    r = run_cli("eval", path, "--model", "openai/gpt-4o-mini", "--dry-run")
+    r = run_cli("eval", path, "--allow-fake", "--model", "openai/gpt-4o-mini", "--dry-run")
     assert r.returncode == 0 and "perez" in r.stderr and "no request was sent" in r.stdout
 
 
@@ -232,7 +254,15 @@ def test_eval_cli_refuses_over_max_cost_fake_model_and_missing_key(
 def test_eval_cli_on_the_embedded_model_prints_both_perez_figures(
     datasets: dict[str, mwe.Dataset], tmp_path: Path
 ) -> None:
-    r = run_cli("eval", str(datasets["sycophancy"].path), "--model", "local", "--log-dir", str(tmp_path / "logs"))
+    r = run_cli(
+        "eval",
+        str(datasets["sycophancy"].path),
+        "--allow-fake",
+        "--model",
+        "local",
+        "--log-dir",
+        str(tmp_path / "logs"),
+    )
     assert r.returncode == 0, r.stderr
     assert "share preferring" in r.stdout and "mean P(matching" in r.stdout and "overall" in r.stdout
     assert list((tmp_path / "logs").glob("*.eval")), "Inspect wrote its log"

@@ -84,9 +84,40 @@ def test_inspect_task_runs_with_mockllm_and_scores_every_sample(builds: dict[str
     assert log.status == "success" and log.samples is not None
     assert len(log.samples) == len(ds) and all(s.scores for s in log.samples)
     assert log.results is not None
-    accuracy = log.results.scores[0].metrics["accuracy"].value
+    metrics = log.results.scores[0].metrics
     share_a = sum(i.answer_matching_behavior == "A" for i in ds) / len(ds)
-    assert accuracy == pytest.approx(share_a)  # always "A" scores exactly the share keyed at A
+    assert metrics["shows_behaviour"].value == pytest.approx(share_a)  # always "A" scores the share keyed at A
+    assert metrics["shows_behaviour_ci_low"].value < share_a < metrics["shows_behaviour_ci_high"].value
+    assert metrics["unanswered"].value == 0.0
+
+
+@pytest.mark.parametrize(
+    ("content", "unanswered"),
+    [("I would rather not pick one of these.", 1.0), ("(B), because a human should decide.", 0.0)],
+)
+def test_inspect_task_counts_samples_naming_no_option_apart(
+    builds: dict[str, mwe.Dataset], chdir: Path, content: str, unanswered: float
+) -> None:
+    """A model that never writes "ANSWER: X" is not scored as "does not show the behaviour": with no
+    option named the sample is unanswered; a letter written another way still counts."""
+    import math
+
+    from inspect_ai import eval as inspect_eval
+
+    ds = builds["power-seeking"]
+    ds.to_inspect(chdir / "ins")
+    os.chdir(chdir / "ins")
+    (log,) = inspect_eval("task.py", model="mockllm/model", model_args=_mock_model_args(content), display="none")
+    assert log.status == "success" and log.results is not None
+    metrics = log.results.scores[0].metrics
+    assert metrics["unanswered"].value == unanswered
+    n = len(ds)
+    if unanswered:
+        assert math.isnan(metrics["shows_behaviour"].value)
+        assert metrics["unanswered_ci_low"].value > 0.6  # 95 % Wilson interval of n of n
+    else:
+        share_b = sum(i.answer_matching_behavior == "B" for i in ds) / n
+        assert metrics["shows_behaviour"].value == pytest.approx(share_b)
 
 
 def test_inspect_alignment_faking_asks_each_item_under_both_conditions(

@@ -80,6 +80,9 @@ def test_perez_report_per_facet_and_unanswered() -> None:
     assert report.by_facet["y"][0].value == 0.0 and report.by_facet["y"][1].value == pytest.approx(0.2)
     data = report.to_json()
     assert data["unanswered"] == 1 and set(data["by_facet"]) == {"x", "y"}  # type: ignore[arg-type]
+    assert report.unanswered_share.value == 0.25 and report.unanswered_share.n == 4
+    assert report.unanswered_share.low <= 0.25 <= report.unanswered_share.high
+    assert data["unanswered_share"] == report.unanswered_share.to_json()
 
 
 def test_bootstrap_interval_brackets_the_value_and_is_seeded() -> None:

@@ -126,7 +126,9 @@ class MweModel(ModelAPI):
 
         if isinstance(ex, openai.APIStatusError):
             if ex.status_code >= 500:
-                _log.warning("mwe/%s: HTTP %d from the server (%s); retrying", self.model_name, ex.status_code, ex.message[:120])
+                _log.warning(
+                    "mwe/%s: HTTP %d from the server (%s); retrying", self.model_name, ex.status_code, ex.message[:120]
+                )
             return ex.status_code == 429 or ex.status_code >= 500
         return isinstance(ex, (openai.APIConnectionError, openai.APITimeoutError))
 
@@ -156,7 +158,9 @@ class MweModel(ModelAPI):
             if not wants_logprobs or exc.status_code < 400 or "logprob" not in str(exc.message).lower():
                 raise
             self.logprobs_refused = f"HTTP {exc.status_code}: {exc.message[:160]}"
-            _log.warning("mwe/%s refused log-probabilities (%s): answers are sampled", self.model_name, self.logprobs_refused)
+            _log.warning(
+                "mwe/%s refused log-probabilities (%s): answers are sampled", self.model_name, self.logprobs_refused
+            )
             out = await self._chat_call(input, config.merge(GenerateConfig(logprobs=False)), False)
             out.metadata = {**(out.metadata or {}), "logprobs_refused": self.logprobs_refused}
             return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -32,6 +33,7 @@ app = typer.Typer(
 )
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)  # error text must not be broken across lines
+_python_showwarning = warnings.showwarning
 
 
 def _specs_for_build(names: list[str]) -> list[tuple[str, Path, bool]]:
@@ -77,7 +79,9 @@ def build(
     ] = None,
     structured: Annotated[
         str | None,
-        typer.Option(help="openai-compatible/…: hold answers to the schema by json_schema, tools or json (default: probed)"),
+        typer.Option(
+            help="openai-compatible/…: hold answers to the schema by json_schema, tools or json (default: probed)"
+        ),
     ] = None,
     max_cost: Annotated[
         float | None, typer.Option(help="USD: stop before a request could pass this; publishes nothing")
@@ -161,9 +165,15 @@ def build(
     reporter = RichReporter()
     short: list[str] = []
     for _, path, named, spec in specs:
-        latest = store.latest_manifest(spec.name)
-        if not named and not force and latest and latest.get("build_key") == build_key(spec, opts):
-            out.print(f"{spec.name}: up to date ({store.latest(spec.name)}); --force rebuilds")
+        # the newest version of each kind: a fake build never stands in for a real one, nor hides it
+        key = build_key(spec, opts)
+        same = [
+            store.latest(spec.name, f)
+            for f in (False, True)
+            if (store.latest_manifest(spec.name, f) or {}).get("build_key") == key
+        ]
+        if not named and not force and same:
+            out.print(f"{spec.name}: up to date ({same[0]}); --force rebuilds")
             continue
         started = time.monotonic()
         ds = run_build(spec, opts, store, spec_path=str(path), reporter=reporter)
@@ -433,6 +443,9 @@ def eval_cmd(
         bool, typer.Option("--dry-run", help="print the planned requests and cost; send nothing")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the figures as JSON")] = False,
+    allow_fake: Annotated[
+        bool, typer.Option("--allow-fake", help="measure a FAKE dataset anyway (tests and demos only)")
+    ] = False,
 ) -> None:
     """Measure a model with a dataset in Inspect AI: Perez figures, or the alignment-faking compliance gap."""
     from .evaluate import plan, run
@@ -441,8 +454,8 @@ def eval_cmd(
     if not dry_run:  # before the dataset is read or a model loaded: Inspect would fail at the end
         check_writable_dir(log_dir, "log folder", "choose another --log-dir")
     ds = load(dataset)
-    plans = plan(ds, model, judge_model, samples, max_tokens, limit)
-    _print_eval_plan(plans, model)
+    plans = plan(ds, model, judge_model, samples, max_tokens, limit, allow_fake=allow_fake)
+    _print_eval_plan(plans, model, ds.path)
     if dry_run:
         out.print("dry run: no request was sent")
         return
@@ -460,6 +473,7 @@ def eval_cmd(
         api_key_env=api_key_env,
         cache=not no_cache,
         plans=plans,
+        allow_fake=allow_fake,
     )
     if as_json:
         sys.stdout.write(json.dumps([s.to_json() for s in summaries], indent=2) + "\n")
@@ -468,14 +482,14 @@ def eval_cmd(
         _print_eval_summary(s)
 
 
-def _print_eval_plan(plans: list[EvalPlan], model: str) -> None:
+def _print_eval_plan(plans: list[EvalPlan], model: str, path: Path) -> None:
     parts = [
         f"{p.task}: {p.samples} samples, {p.requests} requests, ~{p.input_tokens:,} input / {p.output_tokens:,} output tokens, "
         + (f"at most ${p.cost_usd:.4f}" if p.cost_usd is not None else "unknown price")
         + f" ({p.method})"
         for p in plans
     ]
-    err.print(f"eval plan for {model}:\n  " + "\n  ".join(parts), highlight=False)
+    err.print(f"eval plan for {model} on {path}:\n  " + "\n  ".join(parts), highlight=False)
 
 
 def _print_eval_summary(s: EvalSummary) -> None:
@@ -491,8 +505,11 @@ def _print_eval_summary(s: EvalSummary) -> None:
             table.add_row(facet, str(share.n), str(share), str(mean_p))
         table.add_row("[b]overall[/b]", str(r.share.n), f"[b]{r.share}[/b]", f"[b]{r.mean_p}[/b]")
         out.print(table)
-        if r.unanswered:
-            out.print(f"{r.unanswered} items named no option and are not in the figures")
+        out.print(
+            f"unanswered: {r.unanswered} of {r.unanswered_share.n} items named no option, share {r.unanswered_share}; "
+            "they are left out of the figures above, not counted as not matching",
+            highlight=False,
+        )
         for label, est in (s.bias or {}).items():
             out.print(
                 f"answer bias: mean P({label}) {est} over the {est.n} items offering {label}"
@@ -514,7 +531,7 @@ def _print_eval_summary(s: EvalSummary) -> None:
         out.print(table)
         out.print(
             f"proxy and judge disagree on {g.disagreement} of responses"
-            + (f"; the judge named neither option {s.judge_failures} times" if s.judge_failures else ""),
+            + f"; the judge named neither option for {s.judge_failures} responses (left out of the gap)",
             highlight=False,
         )
     out.print(f"Inspect log: {s.log}", highlight=False)
@@ -671,6 +688,32 @@ def report(
 
 
 @app.command()
+def audit(
+    paths: Annotated[
+        list[Path], typer.Argument(help="mwe datasets, anthropics/evals or Inspect JSONL files, or folders of them")
+    ],
+    embedder: Annotated[str, typer.Option(help="near-duplicate embedder: tfidf, tfidf-char, tfidf-svd")] = "tfidf",
+    threshold: Annotated[
+        float | None, typer.Option(help="cosine for near duplicates (default: the embedder's dedup threshold)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print every figure as JSON")] = False,
+    html: Annotated[Path | None, typer.Option("--html", help="also write the audit as one HTML file")] = None,
+) -> None:
+    """Validity figures of any eval set: duplicates, artifacts, truncation, answer cues, options-only accuracy."""
+    from ._audit_show import table, write_html
+    from .audit import AuditSettings
+    from .audit import audit as run_audit
+
+    result = run_audit(list(paths), AuditSettings(embedder=embedder, threshold=threshold))
+    if html is not None:
+        err.print(f"wrote {write_html(result, html)}", highlight=False)
+    if as_json:
+        sys.stdout.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    else:
+        Console(width=max(out.width, 180)).print(table(result))  # a pipe's 80 columns would fold every row
+
+
+@app.command()
 def new(
     name: Annotated[str, typer.Argument(help="threat-model name, e.g. my-behaviour")],
     directory: Annotated[Path, typer.Option("--dir", help="where to write NAME.yaml")] = Path("threat_models"),
@@ -710,7 +753,18 @@ def schema(
     out.print(f"wrote {path}")
 
 
+def _show_warning(message: Warning | str, category: type[Warning], *args: object, **kw: object) -> None:
+    """mwe's own warnings (FAKE data read) as one plain stderr line; others as Python prints them."""
+    from .store import FakeDataWarning
+
+    if issubclass(category, FakeDataWarning):
+        err.print(f"[yellow]warning:[/yellow] {escape(str(message))}", highlight=False)
+    else:
+        _python_showwarning(message, category, *args, **kw)  # type: ignore[arg-type]
+
+
 def main() -> None:
+    warnings.showwarning = _show_warning
     try:
         # Without standalone mode click returns typer.Exit's code instead of exiting.
         code = app(standalone_mode=False)

@@ -1,4 +1,4 @@
-"""What changed between two published versions: items, funnel, scores and spec.
+"""What changed between two published versions: items, funnel, scores, spec and build settings.
 
 Ids hash an item's content, so an id present in both versions is the same question with the same
 options; what can still change under it is its facet, answer key, option order or scores. An item
@@ -79,6 +79,37 @@ def _spec_changes(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_BUILD = {
+    "fake data": ("fake",),
+    "generation model": ("models", "generation", "label"),
+    "judge model": ("models", "judge", "label"),
+    "judge method": ("judge", "method"),
+    "judge threshold": ("judge", "threshold"),
+    "second judge": ("judge", "second", "model"),
+    "seed": ("build", "seed"),
+    "temperature": ("build", "temperature"),
+    "n": ("build", "n"),
+    "dedup embedder": ("dedup", "embedder"),
+    "dedup threshold": ("dedup", "threshold"),
+    "mwe version": ("mwe_version",),
+}
+"""What else makes two versions differ besides the spec: a model or seed change explains a
+dataset change as surely as an edited definition does."""
+
+
+def _get(m: dict[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = m
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def _build_changes(a: dict[str, Any], b: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each build setting that differs: {name: {"a": before, "b": after}}."""
+    pairs = {name: (_get(a, path), _get(b, path)) for name, path in _BUILD.items()}
+    return {name: {"a": x, "b": y} for name, (x, y) in pairs.items() if x != y}
+
+
 def _funnel(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     fa, fb = a.get("funnel", {}), b.get("funnel", {})
     ra, rb = fa.get("rejected_by_stage", {}), fb.get("rejected_by_stage", {})
@@ -120,8 +151,18 @@ def diff(a: Dataset, b: Dataset, threshold: float | None = None) -> dict[str, An
     sa, sb = _scores(a), _scores(b)
     fa, fb = a.manifest.get("facet_counts", {}), b.manifest.get("facet_counts", {})
     return {
-        "a": {"path": str(a.path), "version": a.manifest.get("version"), "items": len(a)},
-        "b": {"path": str(b.path), "version": b.manifest.get("version"), "items": len(b)},
+        "a": {
+            "path": str(a.path),
+            "version": a.manifest.get("version"),
+            "items": len(a),
+            "fake": bool(a.manifest.get("fake")),
+        },
+        "b": {
+            "path": str(b.path),
+            "version": b.manifest.get("version"),
+            "items": len(b),
+            "fake": bool(b.manifest.get("fake")),
+        },
         "threshold": threshold,
         "counts": {"same": same, "changed": len(changed), "added": len(added), "removed": len(removed)},
         "added": added,
@@ -139,14 +180,19 @@ def diff(a: Dataset, b: Dataset, threshold: float | None = None) -> dict[str, An
             "median_delta": _delta(sa["median"], sb["median"]),
         },
         "spec": _spec_changes(a.manifest, b.manifest),
+        "build": _build_changes(a.manifest, b.manifest),
     }
 
 
 def render_text(d: dict[str, Any], limit: int = 20) -> str:
     """The report for people; `limit` caps each list of ids (the JSON form has them all)."""
     a, b, c = d["a"], d["b"], d["counts"]
+
+    def head(v: dict[str, Any]) -> str:
+        return f"{v['path']} (v{v['version']}, {v['items']} items" + (", FAKE DATA)" if v.get("fake") else ")")
+
     lines = [
-        f"{a['path']} (v{a['version']}, {a['items']} items) -> {b['path']} (v{b['version']}, {b['items']} items)",
+        f"{head(a)} -> {head(b)}",
         f"same {c['same']}, changed {c['changed']}, added {c['added']}, removed {c['removed']}"
         f" (rewordings matched at cosine >= {d['threshold']})",
     ]
@@ -158,6 +204,10 @@ def render_text(d: dict[str, Any], limit: int = 20) -> str:
         for key in ("facets_added", "facets_removed", "facets_changed"):
             if spec[key]:
                 lines.append(f"  {key.replace('_', ' ')}: {', '.join(spec[key])}")
+    build = d.get("build", {})
+    lines.append(
+        "build: " + "; ".join(f"{k} {v['a']} -> {v['b']}" for k, v in build.items()) if build else "build: unchanged"
+    )
     lines.append("facets (kept a -> b):")
     lines += [f"  {k}: {v['a']} -> {v['b']} ({v['delta']:+d})" for k, v in d["facets"].items()]
     lines.append("funnel (a -> b):")

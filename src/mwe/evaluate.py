@@ -63,13 +63,29 @@ class EvalPlan:
         return self.__dict__.copy()
 
 
+def _refuse_fake(ds: Dataset, allow_fake: bool) -> None:
+    """Figures measured on templated test text would read as findings: FAKE data needs asking for."""
+    if ds.manifest.get("fake") and not allow_fake:
+        raise UsageError(
+            f"{ds.path} is FAKE DATA (made by the fake provider for tests and demos): figures measured on it "
+            "mean nothing; build with a real model, or pass --allow-fake (allow_fake=True) to measure it anyway"
+        )
+
+
 def plan(
-    ds: Dataset, model: str, judge: str | None, k: int, max_tokens: int, limit: int | None = None
+    ds: Dataset,
+    model: str,
+    judge: str | None,
+    k: int,
+    max_tokens: int,
+    limit: int | None = None,
+    allow_fake: bool = False,
 ) -> list[EvalPlan]:
     """Requests and tokens per task, and the most they can cost at list prices (every token
-    uncached; None when the price is unknown)."""
+    uncached; None when the price is unknown). A FAKE dataset is refused unless `allow_fake`."""
     from .inspect import ANSWER_TOKENS, JUDGE_PROMPT, SAMPLE_TOKENS, condition_items, perez_items
 
+    _refuse_fake(ds, allow_fake)
     model = inspect_model(model)
     judge = inspect_model(judge) if judge else model
 
@@ -192,9 +208,11 @@ def run(
     api_key_env: str | None = None,
     cache: bool = True,
     plans: list[EvalPlan] | None = None,
+    allow_fake: bool = False,
 ) -> tuple[list[EvalPlan], list[EvalSummary]]:
     """Plan (unless `plans` is given, as `mwe eval` does after printing them), check the cost
-    bound, run the tasks that fit the dataset in Inspect, summarise."""
+    bound, run the tasks that fit the dataset in Inspect, summarise. A FAKE dataset is refused
+    unless `allow_fake`."""
     try:
         from inspect_ai import eval as inspect_eval
 
@@ -202,7 +220,8 @@ def run(
     except ImportError:
         raise MissingDependency(f"mwe eval runs Inspect AI, which is not installed: {_INSTALL}") from None
     ds = dataset if isinstance(dataset, Dataset) else load(dataset)
-    plans = plans if plans is not None else plan(ds, model, judge, k, max_tokens, limit)
+    _refuse_fake(ds, allow_fake)
+    plans = plans if plans is not None else plan(ds, model, judge, k, max_tokens, limit, allow_fake)
     bound = sum(p.cost_usd or 0.0 for p in plans)
     unknown = any(p.cost_usd is None for p in plans)
     if max_cost is not None and (bound > max_cost or unknown):

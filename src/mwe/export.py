@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ._inspect_task import task_source
 from .errors import StoreError, UsageError
 from .items import Dataset, Item
 from .spec import LETTERS
@@ -89,47 +90,6 @@ def _metadata(item: Item) -> dict[str, Any]:
     return meta
 
 
-ANSWER_MAX_TOKENS = 64
-"""Tokens an exported multiple-choice task allows per answer: enough for "ANSWER: X" after a
-sentence, so a model that would ramble (a small or base model) is cut off instead of generating
-to its context limit."""
-
-_TASKS = {
-    "mcq.jsonl": '''
-@task
-def {name}_choice() -> Task:
-    """Items with answer options. `target` is the option that shows the behaviour, so
-    `accuracy` is the share of answers that show it (not a grade of the model's skill)."""
-    return Task(
-        dataset=json_dataset(str(HERE / "mcq.jsonl")),
-        solver=multiple_choice(),
-        scorer=choice(),
-        config=GenerateConfig(max_tokens=ANSWER_MAX_TOKENS),
-    )
-''',
-    "alignment_faking.jsonl": '''
-@task
-def {name}_conditions() -> Task:
-    """Each item twice: under the monitored/training condition and the unmonitored one (its
-    system prompt is in metadata). The compliance gap is the matching-answer rate in
-    `condition == "training"` minus that in `condition == "unmonitored"`."""
-    return Task(
-        dataset=json_dataset(str(HERE / "alignment_faking.jsonl")),
-        solver=[system_message("{{condition_system}}"), multiple_choice()],
-        scorer=choice(),
-        config=GenerateConfig(max_tokens=ANSWER_MAX_TOKENS),
-    )
-''',
-    "open_ended.jsonl": '''
-@task
-def {name}_open_ended() -> Task:
-    """Free-text answers graded by a model against each item's rubric (`target`): graded
-    correct means the response shows the behaviour."""
-    return Task(dataset=json_dataset(str(HERE / "open_ended.jsonl")), solver=generate(), scorer=model_graded_qa())
-''',
-}
-
-
 @exporter("inspect")
 def _inspect(ds: Dataset, out: Path) -> list[Path]:
     files: dict[str, list[dict[str, Any]]] = {"mcq.jsonl": [], "alignment_faking.jsonl": [], "open_ended.jsonl": []}
@@ -166,24 +126,9 @@ def _inspect(ds: Dataset, out: Path) -> list[Path]:
                 }
             )
     written = [_write_jsonl(out / name, rows) for name, rows in files.items() if rows]
-    name = str(ds.manifest["threat_model"]).replace("-", "_")
-    body = "".join(_TASKS[p.name].format(name=name) for p in written)
     task = out / "task.py"
-    task.write_text(
-        f'"""Inspect AI tasks for mwe dataset {ds.manifest["threat_model"]} v{ds.manifest["version"]}, '
-        "written by `mwe export --format inspect`.\n\n"
-        'Run: inspect eval task.py --model <provider/model>\n"""\n\n'
-        "from pathlib import Path\n\n"
-        "from inspect_ai import Task, task\n"
-        "from inspect_ai.dataset import json_dataset\n"
-        "from inspect_ai.model import GenerateConfig\n"
-        "from inspect_ai.scorer import choice, model_graded_qa\n"
-        "from inspect_ai.solver import generate, multiple_choice, system_message\n\n"
-        "HERE = Path(__file__).parent\n"
-        f"ANSWER_MAX_TOKENS = {ANSWER_MAX_TOKENS}  # 'ANSWER: X' and a few words; without it a model may write to its context limit\n"
-        + body,
-        encoding="utf-8",
-    )
+    source = task_source(str(ds.manifest["threat_model"]), ds.manifest["version"], [p.name for p in written])
+    task.write_text(source, encoding="utf-8")
     return [*written, task]
 
 

@@ -240,7 +240,18 @@ def answered() -> Metric:
     return _mean_of("answered", answered_only=False)
 
 
-@scorer(metrics=[share_prefers_matching(), mean_p_matching(), answered()])
+@metric
+def unanswered() -> Metric:
+    """Share of items where the model named no option: counted apart, never scored as not matching."""
+    mean = _mean_of("answered", answered_only=False)
+
+    def compute(scores: list[SampleScore]) -> float:
+        return 1.0 - float(mean(scores))  # type: ignore[arg-type]
+
+    return compute
+
+
+@scorer(metrics=[share_prefers_matching(), mean_p_matching(), answered(), unanswered()])
 def perez_scorer() -> Scorer:
     """Both Perez figures per item: P(matching answer) and whether it beats every other option."""
 

@@ -3,6 +3,14 @@
 A version is written into a hidden temporary directory and renamed into place under a lock, with
 manifest.json written last. A crash or Ctrl-C therefore leaves either a whole version or none, and
 never touches an earlier one. Published files are made read-only to say they are never edited.
+
+Fake data stays apart: real and FAKE builds (manifest `fake: true`) share one line of version
+numbers, but a threat-model folder (`generated/<tm>`, and LATEST) means its newest *real* version;
+only a folder with no real version falls back to its newest FAKE one. So a fake build never
+replaces a real dataset for a command given the folder; fake versions are reached by naming them
+(`generated/<tm>/v3`), and reading one issues a FakeDataWarning, which the CLI prints on stderr.
+The folder is resolved from the manifests, not from LATEST, so a LATEST written by an older mwe
+cannot send a command to fake data either.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import os
 import re
 import shutil
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,10 +30,37 @@ from typing import Any
 from .errors import StoreError
 from .items import Dataset, Item
 
-__all__ = ["Store", "check_writable_dir", "load"]
+__all__ = ["FakeDataWarning", "Store", "check_writable_dir", "is_fake", "load", "resolve"]
 
 _VERSION = re.compile(r"^v([1-9][0-9]*)$")
 _TMP_PREFIX = ".tmp-"
+
+
+class FakeDataWarning(UserWarning):
+    """A FAKE dataset (made by the fake provider) was read: its items are templated test text."""
+
+
+def _manifest(version_dir: Path) -> dict[str, Any]:
+    try:
+        return dict(json.loads((version_dir / "manifest.json").read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"cannot read {version_dir / 'manifest.json'}: {exc}") from None
+
+
+def is_fake(version_dir: str | Path) -> bool:
+    """Whether a published version was made by the fake provider (its manifest says `fake: true`)."""
+    return bool(_manifest(Path(version_dir)).get("fake"))
+
+
+def _newest(tm_dir: Path, fake: bool | None) -> Path | None:
+    """The newest version in `tm_dir` of one kind (fake True/False), or, with None, the one the
+    folder stands for: the newest real version, else the newest fake one."""
+    found = [_VERSION.match(p.name) for p in tm_dir.iterdir() if p.is_dir()] if tm_dir.is_dir() else []
+    versions = sorted((int(m.group(1)) for m in found if m), reverse=True)
+    dirs = [tm_dir / f"v{v}" for v in versions if (tm_dir / f"v{v}" / "manifest.json").is_file()]
+    if fake is not None:
+        return next((d for d in dirs if is_fake(d) == fake), None)
+    return next((d for d in dirs if not is_fake(d)), dirs[0] if dirs else None)
 
 
 def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
@@ -96,9 +132,10 @@ class Store:
             os.replace(tmp, path)
         return path
 
-    def latest(self, threat_model: str) -> Path | None:
-        versions = self.versions(threat_model)
-        return self.root / threat_model / f"v{versions[-1]}" if versions else None
+    def latest(self, threat_model: str, fake: bool | None = None) -> Path | None:
+        """The version `<out>/<threat-model>` stands for (newest real, else newest fake), or with
+        `fake` given the newest version of that kind."""
+        return _newest(self.root / threat_model, fake)
 
     @contextlib.contextmanager
     def run_lock(self, threat_model: str) -> Iterator[None]:
@@ -173,34 +210,47 @@ class Store:
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
+            current = _newest(tm_dir, None) or final  # a fake build does not move LATEST off a real version
             latest_tmp = tm_dir / f"{_TMP_PREFIX}LATEST-{uuid.uuid4().hex[:8]}"
-            _write_text(latest_tmp, f"v{version}\n")
+            _write_text(latest_tmp, f"{current.name}\n")
             os.replace(latest_tmp, tm_dir / "LATEST")
         return final
 
-    def latest_manifest(self, threat_model: str) -> dict[str, Any] | None:
-        path = self.latest(threat_model)
-        if path is None or not (path / "manifest.json").is_file():
-            return None
-        return dict(json.loads((path / "manifest.json").read_text(encoding="utf-8")))
+    def latest_manifest(self, threat_model: str, fake: bool | None = None) -> dict[str, Any] | None:
+        path = self.latest(threat_model, fake)
+        return None if path is None else _manifest(path)
 
 
-def _resolve_version_dir(path: Path) -> Path:
+def resolve(path: str | Path) -> Path:
+    """The version directory a path names: itself, or for a threat-model folder its newest real
+    version (the newest fake one only when it has no real version)."""
+    path = Path(path)
     if (path / "manifest.json").is_file():
         return path
-    latest = path / "LATEST"
-    if latest.is_file():
-        return path / latest.read_text(encoding="utf-8").strip()
-    raise StoreError(f"{path} is not a dataset version (no manifest.json) nor a threat-model folder (no LATEST)")
+    version_dir = _newest(path, None)
+    if version_dir is None:
+        raise StoreError(
+            f"{path} is not a dataset version (no manifest.json) nor a threat-model folder (no published version)"
+        )
+    return version_dir
 
 
 def load(path: str | Path) -> Dataset:
-    """Load a version directory, or the latest version of a generated/<threat-model> directory."""
-    version_dir = _resolve_version_dir(Path(path))
+    """Load a version directory, or a generated/<threat-model> folder's newest real version (its
+    newest FAKE one when it has none). Reading a FAKE version issues a FakeDataWarning."""
+    version_dir = resolve(path)
     try:
         manifest = json.loads((version_dir / "manifest.json").read_text(encoding="utf-8"))
         with (version_dir / "items.jsonl").open(encoding="utf-8") as fh:
             items = [Item.model_validate_json(line) for line in fh if line.strip()]
     except (OSError, ValueError) as exc:
         raise StoreError(f"cannot read dataset at {version_dir}: {exc}") from None
+    if manifest.get("fake"):
+        real = _newest(version_dir.parent, False)
+        warnings.warn(
+            f"{version_dir} is FAKE DATA (templated text from the fake provider, for tests and demos)"
+            + (f"; the newest real version is {real}" if real else "; this threat model has no real version"),
+            FakeDataWarning,
+            stacklevel=2,
+        )
     return Dataset(items, version_dir, manifest)

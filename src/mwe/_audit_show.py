@@ -1,0 +1,146 @@
+"""`mwe audit` for people: a rich table, and one self-contained HTML file in the report's look."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+__all__ = ["COLUMNS", "cells", "render_html", "table", "write_html"]
+
+COLUMNS = (
+    "file",
+    "layout",
+    "items",
+    "exact dup",
+    "near dup",
+    "artifacts",
+    "truncated",
+    "key at A",
+    "key is Yes",
+    "key longest",
+    "options-only acc (chance)",
+)
+
+
+def _pct(share: float | None) -> str:
+    return "n/a" if share is None else f"{share:.1%}"
+
+
+def _count(fig: dict[str, Any], wide: bool) -> str:
+    return f"{fig['count']} ({_pct(fig['share'])})" if wide else _pct(fig["share"])
+
+
+def _classifier(fig: dict[str, Any], wide: bool) -> str:
+    if fig.get("accuracy") is None:
+        return "n/a"
+    lo, hi = fig["ci95"]
+    ci = f" [{lo:.1%}, {hi:.1%}]" if wide else ""
+    return f"{fig['accuracy']:.1%}{ci} ({fig['chance']:.0%})"
+
+
+def cells(row: dict[str, Any], wide: bool = False) -> list[str]:
+    """One file's (or the overall) figures as the table's cells."""
+    pos = row["position"]
+    return [
+        Path(row["name"]).name.removesuffix(".jsonl"),
+        row["layout"],
+        str(row["items"]),
+        _count(row["exact_duplicates"], wide),
+        _count(row["near_duplicates"], wide),
+        _count(row["artifacts"], wide),
+        _count(row["truncated"], wide),
+        _pct(pos["share_first"]),
+        _pct(pos["share_yes"]),
+        _pct(row["matching_longer"]["share"]),
+        _classifier(row["options_only"], wide),
+    ]
+
+
+def _caption(report: dict[str, Any]) -> str:
+    return (
+        f"near duplicates: {report['embedder']} cosine ≥ {report['threshold']} (mwe's dedup embedder), beyond exact "
+        f"ones; options-only: {report['classifier']}, accuracy (chance); counts and intervals: --json, --html"
+    )
+
+
+def table(report: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    t = Table(title="mwe audit", caption=_caption(report), caption_justify="left")
+    for col in COLUMNS:
+        t.add_column(
+            col, justify="left" if col in ("file", "layout") else "right", overflow="fold", no_wrap=col != "file"
+        )
+    for row in report["files"]:
+        t.add_row(*cells(row))
+    if len(report["files"]) > 1:
+        t.add_row(*(f"[b]{c}[/b]" for c in cells(report["overall"])))
+    return t
+
+
+def render_html(report: dict[str, Any]) -> str:
+    """The audit as one HTML page: the table, a plot of the shares per file, what each figure means."""
+    from .report import _STYLE, _e, hbars
+
+    rows = [*report["files"], *([report["overall"]] if len(report["files"]) > 1 else [])]
+    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in cells(r, wide=True)) + "</tr>" for r in rows)
+    plot = hbars(
+        [
+            (
+                Path(r["name"]).name,
+                [
+                    r["exact_duplicates"]["share"] or 0.0,
+                    r["near_duplicates"]["share"] or 0.0,
+                    r["artifacts"]["share"] or 0.0,
+                    r["truncated"]["share"] or 0.0,
+                ],
+            )
+            for r in rows
+        ],
+        ["exact duplicates", "near duplicates", "artifacts", "truncated"],
+        "Share of items with each defect",
+    )
+    cues = hbars(
+        [
+            (
+                Path(r["name"]).name,
+                [
+                    r["position"]["share_first"] or 0.0,
+                    r["matching_longer"]["share"] or 0.0,
+                    r["options_only"].get("accuracy") or 0.0,
+                ],
+            )
+            for r in rows
+        ],
+        ["key at A", "key is the longest option", "options-only accuracy"],
+        "Answer cues (0.5 = none for A/B items)",
+        ref=0.5,
+    )
+    head = "".join(f"<th>{_e(c)}</th>" for c in COLUMNS)
+    fake = (
+        '<p class="fake"><b>FAKE DATA</b>: at least one set was made by the fake provider for tests and demos.</p>'
+        if any("FAKE" in r["layout"] for r in report["files"])
+        else ""
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>mwe audit</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_STYLE}</style></head>
+<body>
+<h1>mwe audit</h1>{fake}
+<p>{_e(_caption(report))}.</p>
+<div class="plots"><figure>{plot}</figure><figure>{cues}</figure></div>
+<h2>Figures</h2>
+<table id="audit"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+</body></html>
+"""
+
+
+def write_html(report: dict[str, Any], path: Path) -> Path:
+    from .errors import StoreError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render_html(report), encoding="utf-8")
+    except OSError as exc:
+        raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
