@@ -149,8 +149,11 @@ def render_html(report: dict[str, Any]) -> str:
 
 
 def write_html(report: dict[str, Any], path: Path) -> Path:
-    from .errors import StoreError
+    from .errors import StoreError, UsageError
 
+    inside = next((d for d in path.resolve().parents if (d / "manifest.json").is_file()), None)
+    if inside is not None:  # published versions never change
+        raise UsageError(f"{path}: the audit goes outside the published version directory {inside}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(render_html(report), encoding="utf-8")
