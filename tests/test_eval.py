@@ -265,4 +265,5 @@ def test_eval_cli_on_the_embedded_model_prints_both_perez_figures(
     )
     assert r.returncode == 0, r.stderr
     assert "share preferring" in r.stdout and "mean P(matching" in r.stdout and "overall" in r.stdout
+    assert "unanswered:" in r.stdout and "left out of the figures" in r.stdout
     assert list((tmp_path / "logs").glob("*.eval")), "Inspect wrote its log"

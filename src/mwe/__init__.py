@@ -2,7 +2,7 @@
 
 import mwe
 ds = mwe.generate("power-seeking", n=20)          # embedded model, offline
-ds = mwe.load("generated/power-seeking")          # latest version
+ds = mwe.load("generated/power-seeking")          # newest real (not FAKE) version
 """
 
 from __future__ import annotations

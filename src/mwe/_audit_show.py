@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["COLUMNS", "cells", "render_html", "table", "write_html"]
+__all__ = ["COLUMNS", "cells", "labels", "render_html", "table", "write_html"]
 
 COLUMNS = (
     "file",
@@ -38,11 +38,22 @@ def _classifier(fig: dict[str, Any], wide: bool) -> str:
     return f"{fig['accuracy']:.1%}{ci} ({fig['chance']:.0%})"
 
 
-def cells(row: dict[str, Any], wide: bool = False) -> list[str]:
+def labels(report: dict[str, Any]) -> dict[str, str]:
+    """Short names for the files: the file name, or folder/name where names repeat (two
+    power-seeking-inclination.jsonl) or say little (a version folder v3)."""
+    paths = [Path(r["name"]) for r in report["files"]]
+    names = [p.name.removesuffix(".jsonl") for p in paths]
+    return {
+        str(p): f"{p.parent.name}/{n}" if names.count(n) > 1 or (p.name.startswith("v") and not p.suffix) else n
+        for p, n in zip(paths, names, strict=True)
+    } | {"overall": "overall"}
+
+
+def cells(row: dict[str, Any], label: str, wide: bool = False) -> list[str]:
     """One file's (or the overall) figures as the table's cells."""
     pos = row["position"]
     return [
-        Path(row["name"]).name.removesuffix(".jsonl"),
+        label,
         row["layout"],
         str(row["items"]),
         _count(row["exact_duplicates"], wide),
@@ -71,10 +82,11 @@ def table(report: dict[str, Any]) -> Any:
         t.add_column(
             col, justify="left" if col in ("file", "layout") else "right", overflow="fold", no_wrap=col != "file"
         )
+    names = labels(report)
     for row in report["files"]:
-        t.add_row(*cells(row))
+        t.add_row(*cells(row, names[row["name"]]))
     if len(report["files"]) > 1:
-        t.add_row(*(f"[b]{c}[/b]" for c in cells(report["overall"])))
+        t.add_row(*(f"[b]{c}[/b]" for c in cells(report["overall"], "overall")))
     return t
 
 
@@ -83,27 +95,28 @@ def render_html(report: dict[str, Any]) -> str:
     from .report import _STYLE, _e, hbars
 
     rows = [*report["files"], *([report["overall"]] if len(report["files"]) > 1 else [])]
-    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in cells(r, wide=True)) + "</tr>" for r in rows)
+    names = labels(report)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_e(c)}</td>" for c in cells(r, names[r["name"]], wide=True)) + "</tr>" for r in rows
+    )
     plot = hbars(
         [
             (
-                Path(r["name"]).name,
+                names[r["name"]],
                 [
-                    r["exact_duplicates"]["share"] or 0.0,
-                    r["near_duplicates"]["share"] or 0.0,
-                    r["artifacts"]["share"] or 0.0,
-                    r["truncated"]["share"] or 0.0,
+                    100 * (r[k]["share"] or 0.0)
+                    for k in ("exact_duplicates", "near_duplicates", "artifacts", "truncated")
                 ],
             )
             for r in rows
         ],
         ["exact duplicates", "near duplicates", "artifacts", "truncated"],
-        "Share of items with each defect",
+        "Items with each defect (%)",
     )
     cues = hbars(
         [
             (
-                Path(r["name"]).name,
+                names[r["name"]],
                 [
                     r["position"]["share_first"] or 0.0,
                     r["matching_longer"]["share"] or 0.0,
@@ -136,8 +149,11 @@ def render_html(report: dict[str, Any]) -> str:
 
 
 def write_html(report: dict[str, Any], path: Path) -> Path:
-    from .errors import StoreError
+    from .errors import StoreError, UsageError
 
+    inside = next((d for d in path.resolve().parents if (d / "manifest.json").is_file()), None)
+    if inside is not None:  # published versions never change
+        raise UsageError(f"{path}: the audit goes outside the published version directory {inside}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(render_html(report), encoding="utf-8")

@@ -225,5 +225,9 @@ def audit(paths: list[str | Path], settings: AuditSettings | None = None) -> dic
         "threshold": threshold,
         "classifier": f"logistic regression on option words, letter and relative length; {FOLDS}-fold CV over items",
         "files": files,
-        "overall": {"name": "overall", "layout": "", **_figures(pooled, edges, settings.seed)},
+        "overall": {
+            **(files[0] if len(files) == 1 else _figures(pooled, edges, settings.seed)),  # one file: its own figures
+            "name": "overall",
+            "layout": "",
+        },
     }

@@ -710,7 +710,7 @@ def audit(
     if as_json:
         sys.stdout.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     else:
-        Console(width=max(out.width, 180)).print(table(result))  # a pipe's 80 columns would fold every row
+        Console(width=max(out.width, 200)).print(table(result))  # a pipe's 80 columns would fold every row
 
 
 @app.command()
