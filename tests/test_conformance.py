@@ -133,7 +133,7 @@ def test_build_on_a_real_server_publishes_resumes_after_a_kill_and_ledgers_the_s
     manifest = json.loads((version / "manifest.json").read_text())
     assert manifest["models"]["generation"]["structured"] == "tools"  # this server enforces tools, not json_schema
     funnel = manifest["funnel"]
-    assert funnel["generated"] == funnel["kept"] + sum(funnel["rejected"].values())
+    assert funnel["generated"] == funnel["kept"] + sum(funnel["rejected_by_stage"].values())
     usage = manifest["usage"]
     ours = (
         sum(u["input_tokens"] + u["prompt_cache_read_tokens"] for u in usage.values()),
