@@ -131,6 +131,8 @@ class Loopback:
         """Score 10 whenever an item asks for it, as a judge that obeys injected text would."""
         self.wrong_labels = False
         """Label judge picks a non-matching option."""
+        self.refuse_json_schema = False
+        """Answer a JSON-schema `response_format` with HTTP 422, as llama-cpp-python's server does."""
         self.top_logprobs: list[tuple[str, float]] | None = None
         """Chat completions that ask for logprobs answer the first of these tokens, with all of
         them as its top log-probabilities (OpenAI's wire format), as an eval's subject would."""
@@ -276,7 +278,12 @@ class Loopback:
         with self._lock:
             self.model_requests += 1
             self.log.append(body)
-            fault = self.faults.popleft() if self.faults else None
+            refused = self.refuse_json_schema and (body.get("response_format") or {}).get("type") == "json_schema"
+            fault = None if refused else (self.faults.popleft() if self.faults else None)
+        if refused:
+            return self._error(
+                h, 422, "invalid_request_error", "response_format.type: Input should be 'text' or 'json_object'"
+            )
         if fault:
             done = self._fault(h, fault, route, body)
             if done:

@@ -76,7 +76,7 @@ class AdaptiveConcurrency:
         if ratio > SHRINK_ABOVE:
             self._set(self.limit * 0.7)
         elif ratio < GROW_BELOW and self.in_flight >= self.allowed:
-            self._set(self.limit + 1 / self.limit)
+            self._set(self.limit + 0.5)  # half a request per answer that kept pace: doubles in ~2 rounds
 
     def timed_out(self) -> None:
         self._set(self.limit / 2)

@@ -285,7 +285,8 @@ class OpenAICompatibleProvider(OpenAIProvider):
             except Exception as exc:
                 status = status_of(exc) or status_of(exc.__cause__ or exc)
                 name = type(exc).__name__
-                self._count_probe(getattr(exc, "total_usage", None), sent=status is None or status < 500)
+                if status is None or status < 500:  # answered or refused: sent either way
+                    self._count_probe(getattr(exc, "total_usage", None), refused=status is not None)
                 if name in ("InstructorRetryException", "IncompleteOutputException", "ValidationError") or (
                     status is not None and 400 <= status < 500 and status not in (401, 403, 404, 408, 429)
                 ):
@@ -301,12 +302,12 @@ class OpenAICompatibleProvider(OpenAIProvider):
     def endpoint(self) -> str:
         return self._base_url() or "(no base URL)"
 
-    def _count_probe(self, usage: Any, sent: bool = True) -> None:
-        """Probe requests are paid like any other, so they go in the ledger (stage `probe`)."""
+    def _count_probe(self, usage: Any, refused: bool = False) -> None:
+        """Probe requests are paid like any other, so they go in the ledger (stage `probe`); one
+        the server refused counts as an error."""
         from .base import Completion
 
-        if sent:
-            self.overhead.add_paid(Completion("", **_usage(usage)), None)
+        self.overhead.add_paid(Completion("", error="refused" if refused else None, **_usage(usage)), None)
 
     def check_ready(self) -> None:
         if not self._base_url():
