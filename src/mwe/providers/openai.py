@@ -161,7 +161,8 @@ class OpenAIProvider(ApiProvider):
         text = completion.choices[0].message.content or "" if completion.choices else ""
         if not text.strip():
             raise RequestFailed("empty answer")
-        return Completion(text, **_usage(completion.usage))
+        cut = bool(completion.choices) and completion.choices[0].finish_reason == "length"
+        return Completion(text, truncated=cut, **_usage(completion.usage))
 
     async def _embed(self, req: EmbedRequest) -> Completion:
         answer = await self.client().embeddings.create(model=self.model, input=list(req.texts))
