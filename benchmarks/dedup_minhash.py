@@ -1,5 +1,5 @@
 """mwe's default near-duplicate pass against datasketch MinHash LSH on the 114,686 persona
-statements of anthropics/evals (CC-BY-4.0, ../shared/data), in the same run (issue 7).
+statements of anthropics/evals (CC-BY-4.0), in the same run (issue 7).
 
 - MinHash: word bigrams, 128 permutations, `MinHash.bulk`, an LSH index at Jaccard 0.8, every
   statement queried, candidates kept when their estimated Jaccard is >= 0.8 (the usual
@@ -9,9 +9,11 @@ statements of anthropics/evals (CC-BY-4.0, ../shared/data), in the same run (iss
 
 Printed: each time, pairs found, the overlap, and the share of the union of both methods' pairs
 that mwe finds (goal ≥ 0.95) with mwe's time ÷ MinHash's (goal ≤ 0.5). Needs the dev extra
-(datasketch).
+(datasketch) and the persona/ folder of a copy of anthropics/evals, which the repository does not
+ship: by default shared/data/anthropic-evals/persona beside the repository's folder; without it
+the script says so and stops.
 
-    python benchmarks/dedup_minhash.py [--data ../shared/data/anthropic-evals/persona]
+    python benchmarks/dedup_minhash.py [--data PATH/TO/anthropic-evals/persona]
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import argparse
 import itertools
 import json
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -32,6 +35,8 @@ def main() -> None:
     ap.add_argument("--data", default=str(Path(__file__).parents[2] / "shared/data/anthropic-evals/persona"))
     ap.add_argument("--threshold", type=float, action="append", help="mwe thresholds to time (default: the default)")
     args = ap.parse_args()
+    if not any(Path(args.data).glob("*.jsonl")):
+        sys.exit(f"skipped: no anthropics/evals persona files (*.jsonl) in {args.data}; pass --data DIR")
     texts = [json.loads(line)["statement"] for f in sorted(Path(args.data).glob("*.jsonl")) for line in f.open()]
     print(f"{len(texts)} statements")
 

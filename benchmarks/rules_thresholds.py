@@ -54,7 +54,9 @@ statement; and 7 persona statements whose label check leaned against their key (
 
     python benchmarks/rules_thresholds.py --data DIR [--per-spec 150] [--show]
 
-DIR holds a copy of anthropics/evals (CC-BY-4.0) with its advanced-ai-risk/ and persona/ folders.
+DIR holds a copy of anthropics/evals (CC-BY-4.0) with its advanced-ai-risk/ and persona/ folders,
+which the repository does not ship (default: shared/data/anthropic-evals beside the repository's
+folder); without them the script says so and stops.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ import argparse
 import json
 import random
 import re
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -230,6 +233,8 @@ def main() -> None:
     args = ap.parse_args()
     rng = random.Random(0)
     data = Path(args.data)
+    if not (data / "advanced-ai-risk").is_dir() or not (data / "persona").is_dir():
+        sys.exit(f"skipped: no copy of anthropics/evals (advanced-ai-risk/ and persona/) in {data}; pass --data DIR")
     good: dict[str, list[tuple[int, int]]] = defaultdict(list)
     leaked: dict[str, list[tuple[int, int]]] = defaultdict(list)
     worst: dict[str, tuple[int, str]] = {}

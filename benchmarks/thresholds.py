@@ -8,7 +8,11 @@ unrelated pairs would be called a duplicate (dropping distinct items costs data,
 deduplicated at every build); the script prints it with the share of rewordings caught there and
 the looser threshold at which 0.2 % of unrelated pairs would go.
 
-    python benchmarks/thresholds.py [--embedder tfidf ...] [--data ../shared/data/anthropic-evals/persona]
+    python benchmarks/thresholds.py [--embedder tfidf ...] [--data PATH/TO/anthropic-evals/persona]
+
+The unrelated pairs need the persona/ folder of a copy of anthropics/evals (CC-BY-4.0), which the
+repository does not ship: by default shared/data/anthropic-evals/persona beside the repository's
+folder; without it the script says so and stops.
 
 API embedders (`openai/...`) need a key and spend a few cents; they were not measured here.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +41,8 @@ def main() -> None:
     rewordings = [json.loads(line) for line in (HERE / "data/rewordings.jsonl").open(encoding="utf-8")]
     rng = random.Random(0)
     files = sorted(Path(args.data).glob("*.jsonl"))
+    if not files:
+        sys.exit(f"skipped: no anthropics/evals persona files (*.jsonl) in {args.data}; pass --data DIR")
     unrelated: list[tuple[str, str]] = []
     while len(unrelated) < args.pairs:
         rows = [json.loads(line)["statement"] for line in rng.choice(files).open(encoding="utf-8")]

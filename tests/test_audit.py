@@ -159,7 +159,7 @@ def test_cli_audits_a_published_dataset_as_table_json_and_html(tmp_path: Path) -
     assert f["position"]["items"] == 24 and f["exact_duplicates"]["count"] == 0  # a build dedups
 
 
-@pytest.mark.skipif(not RISK.is_dir(), reason=f"anthropics/evals data not found at {RISK}")
+@pytest.mark.skipif(not RISK.is_dir(), reason=f"needs a copy of anthropics/evals (not in the repository) at {RISK}")
 def test_anthropic_evals_lm_written_file_has_the_artifacts_the_human_one_lacks() -> None:
     lm = RISK / "lm_generated_evals" / "power-seeking-inclination.jsonl"
     human = RISK / "human_generated_evals" / "power-seeking-inclination.jsonl"

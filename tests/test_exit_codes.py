@@ -1,4 +1,4 @@
-"""Every row of the README's exit-code table, produced through the CLI as a user would meet it."""
+"""Every row of the docs' exit-code table (docs/errors.md), produced through the CLI as a user would meet it."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from mwe.spec import find_spec
 
 from .loopback import Loopback
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ERRORS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 
 
 def cli(*args: str, env: dict[str, str] | None = None, code: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -104,8 +104,8 @@ CASES: dict[int, tuple[Callable[[Path], subprocess.CompletedProcess[str]], str]]
 }
 
 
-def test_every_row_of_the_readme_exit_code_table_has_a_case() -> None:
-    rows = {int(m.group(1)) for m in re.finditer(r"^\| (\d+) \|", README.read_text(encoding="utf-8"), re.M)}
+def test_every_row_of_the_documented_exit_code_table_has_a_case() -> None:
+    rows = {int(m.group(1)) for m in re.finditer(r"^\| (\d+) \|", ERRORS_PAGE.read_text(encoding="utf-8"), re.M)}
     assert rows == set(CASES)
 
 

@@ -1,8 +1,10 @@
 """mwe: model-written evaluation datasets, from a threat-model spec to a versioned JSONL dataset.
 
+```python
 import mwe
 ds = mwe.generate("power-seeking", n=20)          # embedded model, offline
 ds = mwe.load("generated/power-seeking")          # newest real (not FAKE) version
+```
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The `mwe` command line: thin commands that parse options and call the library.
 
-Errors are MweError subclasses mapped to exit codes in one place (`main`); see README, "Errors and
-exit codes". Heavy imports (pipeline, providers) happen inside command bodies so `--help` is fast.
+Errors are MweError subclasses mapped to exit codes in one place (`main`); see the docs' "Errors and
+exit codes" page. Heavy imports (pipeline, providers) happen inside command bodies so `--help` is fast.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ One interface, several back ends, chosen in a spec's `dedup.embedder` or with `-
 - `sentence-transformers/<name>`: a local model from the optional `embed` extra.
 
 Each has a default cosine threshold (`default_threshold`), used when the spec does not set one;
-benchmarks/thresholds.py measures them (README, "Dedup and embedders"): no pair of 5,000 unrelated
+benchmarks/thresholds.py measures them (docs: "Dedup and embedders"): no pair of 5,000 unrelated
 same-topic statements may count as a duplicate. For `tfidf-char` that gives 0.85. `tfidf` could
 go down to 0.70 and stays at 0.85, a near-copy threshold, because at 0.70 the default pass over
 114k persona statements is 3-4x slower (benchmarks/dedup_minhash.py). `tfidf-svd` reaches no

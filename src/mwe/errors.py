@@ -53,6 +53,8 @@ class SpecError(MweError):
 
 
 class UnknownThreatModel(SpecError):
+    """A name that matches no shipped or local spec; the message lists the known names (`known`)."""
+
     def __init__(self, name: str, known: list[str]) -> None:
         self.known = known
         listing = ", ".join(known) if known else "(none found)"
@@ -60,26 +62,39 @@ class UnknownThreatModel(SpecError):
 
 
 class UsageError(MweError):
+    """An option value that cannot work (an unknown model or export format, n < 1, an export aimed
+    inside a published version), caught before anything is spent."""
+
     exit_code = 2
 
 
 class ShortfallError(MweError):
+    """Fewer items kept than asked within the attempt budget. The dataset is still published, so the
+    CLI reports this as exit 3 rather than losing the items that were kept."""
+
     exit_code = 3
 
 
 class ProviderError(MweError):
+    """A model could not be reached or answered badly after the retries (the message names the
+    provider, URL or server reason); answers already received stay cached."""
+
     exit_code = 4
 
 
 class MissingDependency(ProviderError):
-    pass
+    """An optional extra is not installed; the message says which one to install."""
 
 
 class AuthError(ProviderError):
-    pass
+    """An API key is missing or refused: the run stops before sending more. The key itself never
+    appears in the message."""
 
 
 class StoreError(MweError):
+    """A file or folder cannot be written or read, or another build holds the lock; the message
+    names the path. Nothing half-written is published."""
+
     exit_code = 5
 
     @classmethod

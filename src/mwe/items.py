@@ -1,4 +1,4 @@
-"""The item record (DESIGN.md §3), rejections, and the Dataset a build returns.
+"""The item record, rejections, and the Dataset a build returns.
 
 Letters are never stored inside choice text: `choices` is in display order and letters follow
 position, so exporters can render any layout without re-parsing.
@@ -75,6 +75,11 @@ class Candidate(BaseModel):
 
 
 class Item(BaseModel):
+    """One published item, a line of items.jsonl: the question, its options in display order and the
+    matching answer's letter, with the scores that kept it and the lineage of how it was made.
+
+    Format-specific fields are None where a format lacks them (docs: "Output format")."""
+
     id: str
     threat_model: str
     format: str = "mcq"
@@ -132,7 +137,12 @@ class Rejection(BaseModel):
 
 
 class Dataset(Sequence[Item]):
-    """A published version: a sequence of items plus where it lives and how it was made."""
+    """A published version: a sequence of items plus where it lives and how it was made.
+
+    Attributes:
+        path: The version directory (`generated/<threat-model>/v<N>`), which is never modified.
+        manifest: `manifest.json` of the version: how it was made, the funnel, usage and cost.
+    """
 
     def __init__(self, items: list[Item], path: Path, manifest: dict[str, Any]) -> None:
         self._items = items
@@ -169,7 +179,7 @@ class Dataset(Sequence[Item]):
 
     def export(self, fmt: str, out: str | Path | None = None) -> list[Path]:
         """Write this version as `inspect`, `anthropic-evals`, `hf` or `csv` (see mwe.export);
-        `out` defaults to exports/<threat-model>-v<N>-<format>/. Returns the files written."""
+        `out` defaults to `exports/<threat-model>-v<N>-<format>/`. Returns the files written."""
         from .export import export
 
         return export(self, fmt, out)

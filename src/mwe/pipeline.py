@@ -1,4 +1,4 @@
-"""The build loop of DESIGN.md §1: plan → generate → rules → judge → dedup → balance → publish.
+"""The build loop: plan → generate → rules → judge → dedup → balance → publish.
 
 It loops until every facet quota is met by *kept* items or the attempt budget is spent, then says
 what fell short instead of quietly returning fewer. Every candidate ends either in items.jsonl or

@@ -174,11 +174,14 @@ class Defaults(_Strict):
     temperature: float = Field(default=1.0, ge=0, le=2)
     items_per_request: dict[str, Annotated[int, Field(ge=1, le=50)]] = Field(default_factory=dict)
     """Items a chat model writes per generation request, by format (e.g. {mcq: 8}); a format not
-    named keeps its measured default (README, "Cost per kept item")."""
+    named keeps its measured default (docs: "Real APIs", "Cost per kept item")."""
 
 
 class ThreatModel(_Strict):
-    """What behaviour to probe and how to judge items for it (see README, "Spec format")."""
+    """What behaviour to probe and how to judge items for it: one threat-model YAML file, validated.
+
+    Every field is described in the docs' "Spec format" page; `mwe schema` writes the JSON schema
+    editors use, and `mwe validate` reports each problem by file and field path."""
 
     name: str = Field(pattern=_NAME)
     title: str = Field(min_length=1)
@@ -305,6 +308,8 @@ def parse_spec(data: Any, path: str) -> ThreatModel:
 
 
 def load_spec(path: str | Path) -> ThreatModel:
+    """Read and validate one spec file. YAML is read safely (a `!!python/object` tag is an error,
+    never run), and every problem raises `SpecError` naming the file and field path."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")

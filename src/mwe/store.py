@@ -236,7 +236,7 @@ def resolve(path: str | Path) -> Path:
 
 
 def load(path: str | Path) -> Dataset:
-    """Load a version directory, or a generated/<threat-model> folder's newest real version (its
+    """Load a version directory, or a `generated/<threat-model>` folder's newest real version (its
     newest FAKE one when it has none). Reading a FAKE version issues a FakeDataWarning."""
     version_dir = resolve(path)
     try:

@@ -16,7 +16,7 @@ __all__ = ["PLACEHOLDERS", "check_placeholders", "placeholder_fields", "render_t
 
 _TEMPLATE = """\
 # yaml-language-server: $schema=schema.json
-# A threat model for mwe. Every field is explained in the README ("Spec format").
+# A threat model for mwe. Every field is explained in mwe's docs, page "Spec format" (docs/spec-format.md).
 # Check it with:  mwe validate threat_models/{name}.yaml (it fails until no placeholder text is left)
 # Try it with:    mwe build threat_models/{name}.yaml --n 20 --model fake
 

@@ -5,7 +5,7 @@ how its answer ended) returning a reason string (reject) or None (pass); the fir
 name becomes the rejection reason, so rejected.jsonl says exactly what was wrong. Rules registered
 with `after_label=True` need the label check's `label_confidence` and run once it is known.
 
-The thresholds were measured, not guessed (README, "Output format"; benchmarks/rules_thresholds.py):
+The thresholds were measured, not guessed (docs: "Output format"; benchmarks/rules_thresholds.py):
 a copied span of `LEAK_MIN_WORDS` words or more separates prompt leakage from good items, and the
 mid-sentence endings below flag 0.27 % of the 50,067 options of anthropics/evals advanced-ai-risk,
 nearly all of them cut-off or garbled text.
