@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from .costs import estimate_tokens, price_for
+from .dataset import Dataset
 from .errors import CostLimitReached, MissingDependency, ProviderError, UsageError
-from .items import Dataset
 from .metrics import Estimate, GapReport, PerezItem, PerezReport, bootstrap, perez
 from .store import load
 

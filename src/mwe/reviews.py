@@ -35,8 +35,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
+from .dataset import Dataset
 from .errors import StoreError, UsageError
-from .items import Candidate, Dataset, Item
+from .items import Candidate, Item
 
 __all__ = [
     "DECISIONS",

@@ -27,8 +27,9 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from .dataset import Dataset
 from .errors import StoreError
-from .items import Dataset, Item
+from .items import Item
 
 __all__ = ["FakeDataWarning", "Store", "check_writable_dir", "is_fake", "load", "resolve"]
 
