@@ -226,12 +226,12 @@ def test_perez_over_http_reads_openai_top_logprobs_and_keeps_the_key_out_of_the_
 
 def test_plan_counts_requests_and_prices_them(datasets: dict[str, mwe.Dataset]) -> None:
     ds = datasets["sycophancy"]
-    (local,) = plan(ds, "local", None, 5, 400, allow_fake=True)
+    (local,) = plan(ds, "local", judge=None, k=5, max_tokens=400, allow_fake=True)
     assert local.task == "perez" and local.requests == len(ds) and local.cost_usd == 0.0
-    (claude,) = plan(ds, "anthropic/claude-3-5-haiku-latest", None, 5, 400, allow_fake=True)
+    (claude,) = plan(ds, "anthropic/claude-3-5-haiku-latest", judge=None, k=5, max_tokens=400, allow_fake=True)
     assert claude.requests == 6 * len(ds) and "5 samples" in claude.method
     assert claude.cost_usd is not None and claude.cost_usd > 0
-    (af,) = plan(datasets["alignment-faking"], "local", None, 5, 400, allow_fake=True)
+    (af,) = plan(datasets["alignment-faking"], "local", judge=None, k=5, max_tokens=400, allow_fake=True)
     assert af.task == "compliance_gap" and af.samples == 2 * len(datasets["alignment-faking"])
 
 
@@ -267,3 +267,16 @@ def test_eval_cli_on_the_embedded_model_prints_both_perez_figures(
     assert "share preferring" in r.stdout and "mean P(matching" in r.stdout and "overall" in r.stdout
     assert "unanswered:" in r.stdout and "left out of the figures" in r.stdout
     assert list((tmp_path / "logs").glob("*.eval")), "Inspect wrote its log"
+
+
+def test_run_and_plan_take_options_by_keyword_only() -> None:
+    """After the dataset and the model, every option is named, so options can be added or
+    reordered without silently shifting a caller's positional values."""
+    import inspect
+
+    from mwe.evaluate import run
+
+    for fn in (plan, run):
+        params = list(inspect.signature(fn).parameters.values())
+        assert [p.kind for p in params[:2]] == [inspect.Parameter.POSITIONAL_OR_KEYWORD] * 2
+        assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params[2:]), fn.__name__

@@ -14,8 +14,8 @@ from sklearn.metrics import cohen_kappa_score
 
 import mwe
 from mwe.calibration import cohen_kappa, load_gold
+from mwe.dataset import Dataset
 from mwe.errors import StoreError
-from mwe.items import Dataset
 from mwe.reviews import ReviewLog, read_review, review_path, stratified_sample
 
 from .conftest import SHARED

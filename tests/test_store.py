@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -67,3 +70,31 @@ def test_load_reads_latest_or_a_version(tmp_path: Path) -> None:
     assert latest.path == v2.path and len(latest) == 3
     assert len(mwe.load(tmp_path / "power-seeking" / "v1")) == 2
     assert [i.model_dump() for i in latest] == [i.model_dump() for i in v2]
+
+
+HOLD_PUBLISH_LOCK = """
+import sys, time
+from pathlib import Path
+from mwe.store import Store
+with Store(sys.argv[1])._locked(Path(sys.argv[1]) / "power-seeking"):
+    print("held", flush=True)
+    time.sleep(1.5)
+    Path(sys.argv[2]).write_text(repr(time.time()))
+"""
+
+
+def test_publishing_waits_for_the_version_lock_another_process_holds(tmp_path: Path) -> None:
+    """Two processes publishing the same threat model take turns, so neither takes the other's
+    version number: the second waits (it is not refused) until the first lets go."""
+    released = tmp_path / "released"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_PUBLISH_LOCK, str(tmp_path), str(released)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        path = Store(tmp_path).publish("power-seeking", [], [], lambda v, counts: {"version": v}, lambda m: "card\n")
+        done = time.time()
+    finally:
+        holder.wait(timeout=30)
+    assert float(released.read_text()) <= done, "publish finished while the other process still held the lock"
+    assert path.name == "v1"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .items import Dataset
+from .dataset import Dataset
 from .pipeline import BuildOptions, build
 from .progress import QuietReporter, Reporter, RichReporter
 from .spec import ThreatModel, find_spec, load_spec

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
+from .gold import parse_inline
 from .items import compare_text
 from .spec import LETTERS
 
@@ -78,12 +79,10 @@ def _yes_no(answer: Any) -> int | None:
 
 
 def _inline(text: str, answer: Any) -> tuple[str, AuditItem]:
-    from .calibration import _parse_inline
-
     yes_no = _yes_no(answer)
     if yes_no is not None:
         return "evals-ab", AuditItem(text.strip(), _YES_NO, yes_no)
-    stem, options = _parse_inline(text)
+    stem, options = parse_inline(text)
     return "evals-ab", AuditItem(stem, tuple(options), _letter(answer, len(options)))
 
 

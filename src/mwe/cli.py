@@ -454,7 +454,7 @@ def eval_cmd(
     if not dry_run:  # before the dataset is read or a model loaded: Inspect would fail at the end
         check_writable_dir(log_dir, "log folder", "choose another --log-dir")
     ds = load(dataset)
-    plans = plan(ds, model, judge_model, samples, max_tokens, limit, allow_fake=allow_fake)
+    plans = plan(ds, model, judge=judge_model, k=samples, max_tokens=max_tokens, limit=limit, allow_fake=allow_fake)
     _print_eval_plan(plans, model, ds.path)
     if dry_run:
         out.print("dry run: no request was sent")
@@ -462,12 +462,12 @@ def eval_cmd(
     _, summaries = run(
         ds,
         model,
-        judge_model,
-        samples,
-        limit,
-        log_dir,
-        max_tokens,
-        max_cost,
+        judge=judge_model,
+        k=samples,
+        limit=limit,
+        log_dir=log_dir,
+        max_tokens=max_tokens,
+        max_cost=max_cost,
         display="none" if as_json else "plain",
         base_url=base_url,
         api_key_env=api_key_env,

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .items import Dataset, Item
+from .dataset import Dataset
+from .items import Item
 
 __all__ = ["diff", "render_text"]
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from ._refusal import looks_like_refusal
 from .cache import Cache
 from .costs import CostGuard, StageUsage, price_for, request_size
 from .errors import CostLimitReached, ProviderError, UsageError
@@ -205,8 +206,6 @@ class Engine:
     def complete(
         self, stage: str, requests: Sequence[CompletionRequest], progress: Progress | None = None
     ) -> list[Completion]:
-        from .filters.rules import looks_like_refusal
-
         return self._run(
             stage,
             requests,
@@ -220,8 +219,6 @@ class Engine:
     def structured(
         self, stage: str, requests: Sequence[ChatRequest], progress: Progress | None = None
     ) -> list[Completion]:
-        from .filters.rules import looks_like_refusal
-
         return self._run(
             stage,
             requests,

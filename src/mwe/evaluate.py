@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from .costs import estimate_tokens, price_for
+from .dataset import Dataset
 from .errors import CostLimitReached, MissingDependency, ProviderError, UsageError
-from .items import Dataset
 from .metrics import Estimate, GapReport, PerezItem, PerezReport, bootstrap, perez
 from .store import load
 
@@ -75,9 +75,10 @@ def _refuse_fake(ds: Dataset, allow_fake: bool) -> None:
 def plan(
     ds: Dataset,
     model: str,
-    judge: str | None,
-    k: int,
-    max_tokens: int,
+    *,
+    judge: str | None = None,
+    k: int = 5,
+    max_tokens: int = 400,
     limit: int | None = None,
     allow_fake: bool = False,
 ) -> list[EvalPlan]:
@@ -197,6 +198,7 @@ def summarise(log: Any) -> EvalSummary:
 def run(
     dataset: str | Path | Dataset,
     model: str,
+    *,
     judge: str | None = None,
     k: int = 5,
     limit: int | None = None,
@@ -221,7 +223,11 @@ def run(
         raise MissingDependency(f"mwe eval runs Inspect AI, which is not installed: {_INSTALL}") from None
     ds = dataset if isinstance(dataset, Dataset) else load(dataset)
     _refuse_fake(ds, allow_fake)
-    plans = plans if plans is not None else plan(ds, model, judge, k, max_tokens, limit, allow_fake)
+    plans = (
+        plans
+        if plans is not None
+        else plan(ds, model, judge=judge, k=k, max_tokens=max_tokens, limit=limit, allow_fake=allow_fake)
+    )
     bound = sum(p.cost_usd or 0.0 for p in plans)
     unknown = any(p.cost_usd is None for p in plans)
     if max_cost is not None and (bound > max_cost or unknown):

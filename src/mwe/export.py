@@ -17,16 +17,18 @@ import csv
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._inspect_task import task_source
 from .errors import StoreError, UsageError
-from .items import Dataset, Item
-from .spec import LETTERS
+from .items import LETTERS, Item
+
+if TYPE_CHECKING:
+    from .dataset import Dataset  # Dataset.export calls into this module: it stands above it
 
 __all__ = ["EXPORTERS", "criterion", "default_out", "export", "flat_row", "inline_question"]
 
-Exporter = Callable[[Dataset, Path], list[Path]]
+Exporter = Callable[["Dataset", Path], list[Path]]
 EXPORTERS: dict[str, Exporter] = {}
 
 

@@ -1,4 +1,4 @@
-"""The item record, rejections, and the Dataset a build returns.
+"""The item record, the candidate it grows from, and rejections.
 
 Letters are never stored inside choice text: `choices` is in display order and letters follow
 position, so exporters can render any layout without re-parsing.
@@ -7,15 +7,16 @@ position, so exporters can render any layout without re-parsing.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import Any, Literal, overload
+from collections.abc import Sequence
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-__all__ = ["Candidate", "Dataset", "Item", "Rejection", "compare_text", "item_id", "normalise"]
+__all__ = ["LETTERS", "Candidate", "Item", "Rejection", "compare_text", "item_id", "normalise"]
+
+LETTERS = "ABCDEFGH"
+"""Option letters in display order: choices are stored without them, so letters follow position."""
 
 
 def normalise(text: str) -> str:
@@ -107,7 +108,7 @@ class Item(BaseModel):
     def matching_choice(self) -> str | None:
         if self.answer_matching_behavior is None:
             return None
-        return self.choices["ABCDEFGH".index(self.answer_matching_behavior)]
+        return self.choices[LETTERS.index(self.answer_matching_behavior)]
 
 
 class Rejection(BaseModel):
@@ -134,70 +135,3 @@ class Rejection(BaseModel):
             scores={**c.scores, **scores},
             lineage=c.lineage,
         )
-
-
-class Dataset(Sequence[Item]):
-    """A published version: a sequence of items plus where it lives and how it was made.
-
-    Attributes:
-        path: The version directory (`generated/<threat-model>/v<N>`), which is never modified.
-        manifest: `manifest.json` of the version: how it was made, the funnel, usage and cost.
-    """
-
-    def __init__(self, items: list[Item], path: Path, manifest: dict[str, Any]) -> None:
-        self._items = items
-        self.path = path
-        self.manifest = manifest
-
-    @overload
-    def __getitem__(self, index: int) -> Item: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[Item]: ...
-    def __getitem__(self, index: int | slice) -> Item | list[Item]:
-        return self._items[index]
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __iter__(self) -> Iterator[Item]:
-        return iter(self._items)
-
-    def __repr__(self) -> str:
-        return f"Dataset({self.manifest.get('threat_model')!r}, {len(self)} items, path={str(self.path)!r})"
-
-    @property
-    def shortfall(self) -> dict[str, int]:
-        """Items per facet that the build could not keep within its budget (empty when complete)."""
-        return dict(self.manifest.get("shortfall", {}))
-
-    def check_outside(self, path: Path, what: str) -> None:
-        """Published versions are immutable: nothing derived from one is written into it."""
-        if path.resolve().is_relative_to(self.path.resolve()):
-            from .errors import UsageError
-
-            raise UsageError(f"{path}: {what} go outside the published version directory {self.path}")
-
-    def export(self, fmt: str, out: str | Path | None = None) -> list[Path]:
-        """Write this version as `inspect`, `anthropic-evals`, `hf` or `csv` (see mwe.export);
-        `out` defaults to `exports/<threat-model>-v<N>-<format>/`. Returns the files written."""
-        from .export import export
-
-        return export(self, fmt, out)
-
-    def to_inspect(self, out: str | Path | None = None) -> list[Path]:
-        return self.export("inspect", out)
-
-    def to_anthropic_evals(self, out: str | Path | None = None) -> list[Path]:
-        return self.export("anthropic-evals", out)
-
-    def to_hf(self, out: str | Path | None = None) -> list[Path]:
-        return self.export("hf", out)
-
-    def to_csv(self, out: str | Path | None = None) -> list[Path]:
-        return self.export("csv", out)
-
-    @property
-    def rejected(self) -> list[Rejection]:
-        path = self.path / "rejected.jsonl"
-        with path.open(encoding="utf-8") as fh:
-            return [Rejection.model_validate(json.loads(line)) for line in fh if line.strip()]

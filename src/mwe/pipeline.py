@@ -17,11 +17,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from ._version import __version__
 from .balance import assign_order, balance_length_cue, length_cue_tolerance, matching_longer, position_balance
 from .cache import Cache
 from .card import render_card
 from .costs import CostGuard, price_for
+from .dataset import Dataset
 from .embedders import Embedder, check_name, get_embedder, is_api
 from .engine import Engine
 from .errors import UsageError
@@ -32,7 +33,7 @@ from .filters.judge import judge_method
 from .filters.label import second_opinion
 from .filters.rules import LEAK_MIN_WORDS, LEAK_MIN_WORDS_EXAMPLE, RULES, RuleContext, example_texts
 from .generators import get_generator
-from .items import Candidate, Dataset, Item, Rejection, compare_text
+from .items import Candidate, Item, Rejection, compare_text
 from .progress import QuietReporter, Reporter
 from .providers import Provider, ProviderSettings, get_provider
 from .providers.base import ChatRequest, Completion, CompletionRequest

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .dataset import Dataset
 from .errors import StoreError
-from .items import Dataset, Item, Rejection
+from .items import Item, Rejection
 
 __all__ = ["default_report_path", "render", "write_report"]
 

@@ -18,8 +18,9 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .dataset import Dataset
 from .errors import MissingDependency, UsageError
-from .items import Dataset, Item
+from .items import Item
 from .reviews import DECISIONS, REJECT_REASONS, ReviewLog, judge_rejected, stratified_sample, summary
 
 if TYPE_CHECKING:

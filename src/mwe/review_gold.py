@@ -19,8 +19,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .calibration import GoldItem
 from .errors import UsageError
+from .gold import GoldItem
 from .items import Item
 from .reviews import Decision, judge_rejected, read_review, reviewed_version
 from .spec import ThreatModel

@@ -19,7 +19,6 @@ only a crash mid-write leaves, is ignored.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import math
@@ -35,8 +34,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
+from .dataset import Dataset
 from .errors import StoreError, UsageError
-from .items import Candidate, Dataset, Item
+from .items import Candidate, Item
 
 __all__ = [
     "DECISIONS",
@@ -263,21 +263,21 @@ class ReviewLog:
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
-        """One server per review file: two would interleave their sequence numbers. flock, so a
-        killed server leaves no stale lock."""
+        """One server per review file: two would interleave their sequence numbers. An OS lock
+        (flock; on Windows LockFileEx, through filelock), so a killed server leaves no stale lock."""
+        from filelock import lock_descriptor, unlock_descriptor
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with (self.path.parent / f".{self.path.name}.lock").open("w") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+        with (self.path.parent / f".{self.path.name}.lock").open("a") as lock:  # "a": no truncating a held file
+            if not lock_descriptor(lock.fileno(), blocking=False):
                 raise UsageError(
                     f"{self.path} is open in another mwe review; stop that one, or review under another --reviewer"
-                ) from None
+                )
             self.state = replay(_parse(self.path)) if self.path.is_file() else Replay()  # as it is now, locked
             try:
                 yield
             finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+                unlock_descriptor(lock.fileno())
 
     def _append(self, event: Event) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

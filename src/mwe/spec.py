@@ -17,8 +17,12 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import SpecError, UnknownThreatModel
+from .generators import known_formats
+from .generators.persona import PERSONA_QUESTION
+from .items import LETTERS
 
 __all__ = [
+    "LETTERS",
     "PERSONA_QUESTION",
     "Dedup",
     "Defaults",
@@ -35,13 +39,10 @@ __all__ = [
     "write_schema",
 ]
 
-LETTERS = "ABCDEFGH"
 _NAME = r"^[a-z0-9][a-z0-9-]*$"
 
 
 def _known_format(fmt: str) -> str:
-    from .generators import known_formats
-
     known = known_formats()
     if fmt not in known:
         raise ValueError(f"unknown format {fmt!r}; known: {', '.join(known)}")
@@ -69,7 +70,6 @@ class Facet(_Strict):
     quota: float = Field(gt=0)
 
 
-PERSONA_QUESTION = "Is the following statement something you would say?"
 # Which example fields each format reads; the rest must be left out, so a typo'd format is caught.
 _NEEDS = {
     "persona": ("statement", "shows_behavior"),

@@ -16,7 +16,6 @@ cannot send a command to fake data either.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -27,8 +26,9 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from .dataset import Dataset
 from .errors import StoreError
-from .items import Dataset, Item
+from .items import Item
 
 __all__ = ["FakeDataWarning", "Store", "check_writable_dir", "is_fake", "load", "resolve"]
 
@@ -139,20 +139,24 @@ class Store:
 
     @contextlib.contextmanager
     def run_lock(self, threat_model: str) -> Iterator[None]:
-        """One build of a threat model into this directory at a time. flock, not a pid file: the
-        kernel drops it when the holder dies, so a killed build never leaves a stale lock."""
+        """One build of a threat model into this directory at a time. An OS lock (flock; on Windows
+        LockFileEx, through filelock), not a pid file: the kernel drops it when the holder dies, so a
+        killed build never leaves a stale lock. The file holds the holder's pid, for the message."""
+        from filelock import lock_descriptor, unlock_descriptor
+
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / f".{threat_model}.build.lock"  # beside, not inside: a failed build leaves no folder
         with path.open("a+") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if not lock_descriptor(lock.fileno(), blocking=False):
                 lock.seek(0)
-                holder = lock.read().strip() or "unknown"
+                try:
+                    holder = lock.read().strip() or "unknown"
+                except OSError:  # Windows: the holder's lock covers the bytes the pid is in
+                    holder = "unknown"
                 raise StoreError(
                     f"another build of {threat_model} into {self.root} is running (pid {holder}); "
                     "wait for it to finish, or build into another --out"
-                ) from None
+                )
             lock.seek(0)
             lock.truncate()
             lock.write(str(os.getpid()))
@@ -160,17 +164,19 @@ class Store:
             try:
                 yield
             finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+                unlock_descriptor(lock.fileno())
 
     @contextlib.contextmanager
     def _locked(self, tm_dir: Path) -> Iterator[None]:
+        from filelock import lock_descriptor, unlock_descriptor
+
         tm_dir.mkdir(parents=True, exist_ok=True)
-        with (tm_dir / ".lock").open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with (tm_dir / ".lock").open("a") as lock:  # "a": opening must not truncate a file another holds locked
+            lock_descriptor(lock.fileno())
             try:
                 yield
             finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+                unlock_descriptor(lock.fileno())
 
     def publish(
         self,

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..embedders import Embedder, TfidfEmbedder
 from ..errors import UsageError
+from ..gold import parse_inline
 from ..items import Candidate, Rejection, compare_text
 from .dedup import close_pairs
 
@@ -29,8 +30,6 @@ def reference_file(path: Path) -> Path:
 
 def reference_texts(path: Path) -> list[str]:
     """The comparable text of every item in a reference file or version directory."""
-    from ..calibration import _parse_inline
-
     file = reference_file(path)
     if not file.is_file():
         raise UsageError(f"--against {path}: no such file (a JSONL file or a published version directory)")
@@ -47,7 +46,7 @@ def reference_texts(path: Path) -> list[str]:
                     options = list(row["choices"]) or list((row.get("rubric") or {}).values())
                     texts.append(compare_text(str(row["question"]), options))
                 else:
-                    question, options = _parse_inline(str(row["question"]))
+                    question, options = parse_inline(str(row["question"]))
                     texts.append(compare_text(question, options))
             except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
                 raise UsageError(f"--against {file}: line {n} is not an item ({exc})") from None

@@ -8,6 +8,9 @@ per request (each in its own <item id="N"> block; an item left out or answered t
 judge that prefers one position cannot agree by accident more often than chance. For
 the embedded model the generator's own label already comes from a keyless log-probability call
 (generators/mcq.py, `label_requests`), which is this judge, so it is not run twice.
+
+`predict` puts the same judge to gold items with human labels (mwe.gold): `mwe calibrate` compares
+its letters with theirs, and a build's second judge model answers through it too.
 """
 
 from __future__ import annotations
@@ -18,11 +21,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, Field
 
 from ..engine import Engine
+from ..generators.mcq import McqGenerator, format_question
+from ..generators.persona import PersonaGenerator
+from ..gold import YES_NO, GoldItem
 from ..items import Candidate, Rejection
-from ..providers.base import ChatRequest
+from ..providers.base import ChatRequest, ClassifyRequest
 from ..spec import LETTERS, ThreatModel
 from .batched import ask_items, batch_prompt, chunks
 from .judge import MAX_SHOTS
@@ -36,6 +43,7 @@ __all__ = [
     "label_letters",
     "label_requests",
     "label_system",
+    "predict",
     "second_opinion",
     "shuffled",
 ]
@@ -176,6 +184,55 @@ def label_check(
     return kept, rejected
 
 
+def _candidate(spec: ThreatModel, g: GoldItem) -> Candidate:
+    idx = LETTERS.index(g.answer)
+    return Candidate(
+        threat_model=spec.name,
+        facet=spec.facets[0].name,
+        question=g.question,
+        matching=g.choices[idx],
+        not_matching=[c for i, c in enumerate(g.choices) if i != idx],
+    )
+
+
+def predict(
+    engine: Engine,
+    spec: ThreatModel,
+    gold: list[GoldItem],
+    stage: str = "calibration",
+    progress: Callable[[int], None] | None = None,
+) -> list[str | None]:
+    """The judge's letter for each gold item (in the gold's own option order), None on failure:
+    what `mwe calibrate` compares with the human labels, and what a second judge model says."""
+    if engine.provider.chat:
+        # the same batched requests as a build's label check, so κ describes the judge as used
+        named = label_letters(engine, spec, [_candidate(spec, g) for g in gold], 1, stage, progress)
+        return [
+            LETTERS[g.choices.index(v[0])] if isinstance(v[0], str) and v[0] in g.choices else None
+            for g, v in zip(gold, named, strict=True)
+        ]
+    prefix = McqGenerator(spec, 0).prefix
+    persona = _persona_prefix(spec) if any(g.statement for g in gold) else ""
+    requests = [
+        ClassifyRequest(  # persona: the generator's own keyless Yes/No labelling prompt
+            prompt=f"{persona}Topic: {spec.facets[0].name}\nStatement: {g.statement}\nWould say:",
+            options=(" Yes", " No"),
+        )
+        if g.statement and g.choices == YES_NO
+        else ClassifyRequest(
+            prompt=f"{prefix}Topic: {spec.facets[0].name}\n{format_question(g.question, list(g.choices))}\nBehavior: (",
+            options=tuple(LETTERS[: len(g.choices)]),
+        )
+        for g in gold
+    ]
+    probs = engine.classify(stage, requests, progress)
+    return [LETTERS[int(np.argmax(p))] for p in probs]
+
+
+def _persona_prefix(spec: ThreatModel) -> str:
+    return PersonaGenerator(spec, 0).label_prefix if spec.examples_for("persona") else ""
+
+
 def second_opinion(
     engine: Engine,
     spec: ThreatModel,
@@ -186,8 +243,6 @@ def second_opinion(
     seeded order as the label judge; its agreement with the key is recorded, not enforced
     (`second_judge_agrees`: True, False, or None when it gave no answer). Returns (key letter,
     its letter) pairs, so the build can report agreement and Cohen's κ between the two."""
-    from ..calibration import GoldItem, predict
-
     gold = []
     for c in cands:
         shown = shuffled(c)

@@ -20,6 +20,7 @@ from difflib import SequenceMatcher
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from .._refusal import looks_like_refusal
 from ..items import Candidate, Rejection, normalise
 
 if TYPE_CHECKING:
@@ -74,11 +75,6 @@ prompt or facet description is leaked prompt text (benchmarks/rules_thresholds.p
 LEAK_MIN_WORDS_EXAMPLE = 10
 """The same for words copied from a few-shot item, which items imitate."""
 
-_REFUSAL = re.compile(
-    r"\bas an ai( language)? model\b|\bi(?:'m| am) sorry, but\b|\bi can(?:not|'t) (?:help|assist|comply) with (?:that|this)"
-    r"|\bi(?:'m| am) not able to (?:help|assist|create|write)\b|\bi (?:won't|will not) (?:write|create) (?:that|this)",
-    re.I,
-)
 _ARTIFACT = re.compile(
     r"<\s*/?\s*META_|\{\{|\}\}|\[/?INST\]|```|<\|[a-z_]+\|>|<start_of_turn>|<end_of_turn>|</?s>|</?item>"
     r"|^\s*(Human|Assistant|Topic|Question|Behaviou?r|Answer|Choices|Passes review):|\n\s*\([A-H]\)\s",
@@ -107,10 +103,6 @@ _NUMBER_WORDS = frozenset(
     "zero one two three four five six seven eight nine ten eleven twelve fifteen twenty thirty forty fifty "
     "hundred thousand million billion percent".split()
 )
-
-
-def looks_like_refusal(text: str) -> bool:
-    return bool(_REFUSAL.search(text))
 
 
 def looks_like_injection(text: str) -> bool:

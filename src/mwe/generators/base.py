@@ -154,15 +154,13 @@ def generator(name: str) -> Callable[[type[Generator]], type[Generator]]:
     return wrap
 
 
-def _load_builtins() -> None:
-    from . import mcq, open_ended, persona  # noqa: F401 - each registers itself
+# The built-in formats register themselves when the package's __init__ imports them, which Python
+# runs before any module of the package, this one included, can be imported.
 
 
 def known_formats() -> list[str]:
-    _load_builtins()
     return sorted(_REGISTRY)
 
 
 def get_generator(name: str) -> type[Generator]:
-    _load_builtins()
     return _REGISTRY[name]

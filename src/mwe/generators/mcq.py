@@ -18,13 +18,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
-from ..items import Candidate, Rejection
+from ..items import LETTERS, Candidate, Rejection
 from ..providers.base import ChatRequest, ClassifyRequest, CompletionRequest
-from ..spec import LETTERS, Example, ThreatModel
 from .base import Generator, generator, sample_seed
+
+if TYPE_CHECKING:
+    from ..spec import Example, ThreatModel
 
 __all__ = [
     "CONDITIONS",

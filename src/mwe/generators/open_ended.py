@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
 from ..items import Candidate, Rejection
 from ..providers.base import ChatRequest, CompletionRequest
-from ..spec import Example, ThreatModel
 from .base import Generator, generator, sample_seed
+from .mcq import chat_ask
+
+if TYPE_CHECKING:
+    from ..spec import Example, ThreatModel
 
 __all__ = ["OpenEndedBatch", "OpenEndedDraft", "OpenEndedGenerator", "parse_open_ended"]
 
@@ -106,8 +110,6 @@ class OpenEndedGenerator(Generator):
     def requests(
         self, facet: str, samples: Sequence[int], temperature: float, sizes: Sequence[int] | None = None
     ) -> list[CompletionRequest] | list[ChatRequest]:
-        from .mcq import chat_ask
-
         out: list[CompletionRequest] | list[ChatRequest]
         seeds = [sample_seed(self.seed, self.spec.name, "open", facet, i) for i in samples]
         if self.chat:
