@@ -79,13 +79,17 @@ def test_seed_and_max_tokens_go_with_every_request(server: Loopback) -> None:
 
 
 def test_an_answer_that_never_fits_becomes_a_parse_rejection_with_its_raw_text(server: Loopback) -> None:
-    server.fail("schema", "schema")  # the first generation request and its re-ask (one at a time)
-    ds = _build(server, structured="tools", concurrency=1)
+    """Every answer (and every re-ask's answer) misses the schema: the build still spends its
+    budget, publishes with a shortfall instead of stopping, and keeps each raw answer."""
+    server.fail(*["schema"] * 20)
+    ds = _build(server, structured="tools", max_attempts=4)
     rows = [json.loads(line) for line in (ds.path / "rejected.jsonl").read_text().splitlines()]
-    parse = [r for r in rows if r["stage"] == "parse" and "did not fit the McqBatch schema" in r["reason"]]
-    assert len(parse) == 1 and "Missing its choices" in parse[0]["raw"]
-    assert ds.manifest["usage"]["generation"]["invalid"] == 1 and ds.manifest["usage"]["generation"]["errors"] == 0
-    assert len(ds) == 4  # the build went on and filled its quota
+    parse = [r for r in rows if r["stage"] == "parse"]
+    assert len(ds) == 0 and sum(ds.shortfall.values()) == 4 and len(parse) == 4
+    assert all("did not fit the McqBatch schema" in r["reason"] and "after one re-ask" in r["reason"] for r in parse)
+    assert all("Missing its choices" in r["raw"] for r in parse)
+    usage = ds.manifest["usage"]["generation"]
+    assert (usage["sent"], usage["invalid"], usage["errors"]) == (8, 8, 0)  # 4 answers and 4 re-asks, all paid
 
 
 def _simulate(pool: AdaptiveConcurrency, service_s: float, slots: int, n: int) -> list[int]:

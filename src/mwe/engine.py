@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from ._refusal import looks_like_refusal
@@ -219,16 +220,31 @@ class Engine:
     def structured(
         self, stage: str, requests: Sequence[ChatRequest], progress: Progress | None = None
     ) -> list[Completion]:
-        return self._run(
-            stage,
-            requests,
-            self.provider.structured,
-            Completion.to_json,
-            Completion.from_json,
-            lambda c: not c.failed and (c.data is not None or (c.invalid and not looks_like_refusal(c.text))),
-            progress,
-            batchable=True,
-        )
+        """Answers validated against each request's schema. An answer that does not fit is asked
+        again once, with what was wrong, as a request of its own: both are cached as they land,
+        so a run killed between them pays for neither again."""
+
+        def ask(reqs: Sequence[ChatRequest], bar: Progress | None) -> list[Completion]:
+            return self._run(
+                stage,
+                reqs,
+                self.provider.structured,
+                Completion.to_json,
+                Completion.from_json,
+                lambda c: not c.failed and (c.data is not None or (c.invalid and not looks_like_refusal(c.text))),
+                bar,
+                batchable=True,
+            )
+
+        answers = ask(requests, progress)
+        redo = [i for i, a in enumerate(answers) if a.invalid]
+        if redo:
+            again = ask([requests[i].reask(answers[i].text, answers[i].error or "") for i in redo], None)
+            for i, answer in zip(redo, again, strict=True):
+                if answer.invalid:
+                    answer = replace(answer, error=f"{answer.error} (after one re-ask)")
+                answers[i] = answer
+        return answers
 
     def classify(
         self, stage: str, requests: Sequence[ClassifyRequest], progress: Progress | None = None

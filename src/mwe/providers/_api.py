@@ -2,7 +2,8 @@
 retry layer, fail-fast on refused keys, and keeping keys out of every message.
 
 Retries live here and only here: the SDK clients are built with `max_retries=0`, and instructor
-re-asks only on schema validation failures (once), never on transport errors. 429, 408, 409, 5xx,
+does not re-ask: the one re-ask after an answer that does not fit the schema is a request of its
+own, sent and cached by the engine, so a crash between the two loses neither. 429, 408, 409, 5xx,
 529, timeouts and dropped connections are retried with exponential backoff and full jitter, or
 after the server's `retry-after-ms` / `retry-after` when it sends one; a 429 pauses every worker.
 400-class answers are not retried (the same request would fail again); 401 and 403 raise
@@ -374,13 +375,9 @@ class ApiProvider(Provider):
                 if kind in ("InstructorRetryException", "IncompleteOutputException"):
                     last = getattr(inner, "last_completion", None)
                     usage = getattr(inner, "total_usage", None) or getattr(last, "usage", None)
-                    why = (
-                        f"after one re-ask: {_short_reason(inner)}"
-                        if kind == "InstructorRetryException"
-                        else "it was cut at max_tokens"
-                    )
+                    why = _short_reason(inner) if kind == "InstructorRetryException" else "it was cut at max_tokens"
                     raise RequestFailed(
-                        f"the answer did not fit the {getattr(req, 'schema', type(None)).__name__} schema {why}",
+                        f"the answer did not fit the {getattr(req, 'schema', type(None)).__name__} schema: {why}",
                         *usage_pair(usage),
                         raw=redact(_raw_answer(last)),
                     ) from None

@@ -11,6 +11,7 @@ The Messages API of this SDK generation takes no `temperature`; requests differ 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -54,9 +55,10 @@ def message_completion(message: Any, schema: Any, batch: bool = False) -> Comple
                 data = schema.model_validate(block.input).model_dump(mode="json")
             except Exception as exc:
                 return Completion(
-                    "",
-                    error=f"answer did not fit the {schema.__name__} schema: {redact(str(exc))[:300]}",
+                    redact(json.dumps(block.input, default=str)),
+                    error=f"the answer did not fit the {schema.__name__} schema: {redact(str(exc))[:300]}",
                     batch=batch,
+                    invalid=True,
                     **usage,
                 )
             cut = getattr(message, "stop_reason", None) == "max_tokens"
@@ -108,7 +110,7 @@ class AnthropicProvider(ApiProvider):
             messages=[{"role": "user", "content": req.prompt}],
             response_model=req.schema,
             max_tokens=req.max_tokens,
-            max_retries=1,  # one re-ask on a schema mismatch; transport retries are ours
+            max_retries=0,  # the re-ask on a schema mismatch is the engine's (cached); transport retries are ours
         )
         usage = _usage(raw.usage, getattr(obj, "_total_usage", None))
         data = req.schema.model_validate(obj.model_dump()).model_dump(mode="json")

@@ -92,6 +92,15 @@ class ChatRequest:
     temperature: float = 1.0
     seed: int = 0
 
+    def reask(self, answer: str, reason: str) -> ChatRequest:
+        """The one re-ask after an answer that did not fit: the same request, with the answer and
+        what was wrong with it, asking for a corrected answer (a request of its own, so cached)."""
+        prompt = (
+            f"{self.prompt}\n\nYour previous answer was:\n<previous_answer>\n{answer}\n</previous_answer>\n"
+            f"It was rejected: {reason}\nAnswer the request again, exactly in the required format."
+        )
+        return ChatRequest(self.system, prompt, self.schema, self.max_tokens, self.temperature, self.seed)
+
     def key(self, provider: str, model: str) -> str:
         payload = {
             "system": self.system,
@@ -132,7 +141,7 @@ class TokenUsage(TypedDict, total=False):
 class Completion:
     """One answer. `data` holds validated structured output; `error` marks a failed request (never
     cached, turned into a rejection with its reason). With `invalid` the server did answer (and
-    was paid) but the answer did not fit the schema even after the re-ask: `text` keeps the raw
+    was paid) but the answer did not fit the schema: `text` keeps the raw
     answer and `error` why it failed; such an answer is data, cached like any other, so a re-run
     does not pay for it again and the stage records a `parse` rejection instead of a failure.
     Token counts are what the provider billed: `input_tokens` excludes prompt-cache reads and

@@ -73,7 +73,11 @@ def chat_completion(body: dict[str, Any], schema: Any, batch: bool = False) -> C
         data = schema.model_validate(json.loads(text)).model_dump(mode="json")
     except Exception as exc:
         return Completion(
-            "", error=f"answer did not fit the {schema.__name__} schema: {redact(str(exc))[:300]}", batch=batch, **usage
+            redact(text),
+            error=f"the answer did not fit the {schema.__name__} schema: {redact(str(exc))[:300]}",
+            batch=batch,
+            invalid=True,
+            **usage,
         )
     return Completion("", data=data, batch=batch, **usage)
 
@@ -138,7 +142,7 @@ class OpenAIProvider(ApiProvider):
             temperature=req.temperature,
             seed=req.seed,
             timeout=self.request_timeout(req.max_tokens),
-            max_retries=1,  # one re-ask on a schema mismatch; transport retries are ours
+            max_retries=0,  # the re-ask on a schema mismatch is the engine's (cached); transport retries are ours
             **{self.token_param: req.max_tokens},
         )
         usage = _usage(raw.usage)
