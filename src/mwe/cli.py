@@ -113,23 +113,27 @@ def build(
     if from_review is not None:
         _publish_review(from_review, threat_models or [])
         return
-    from .pipeline import BuildOptions, build_key, estimate, shortfall_message
     from .pipeline import build as run_build
+    from .pipeline import build_key, build_options, estimate, shortfall_message
     from .progress import RichReporter
-    from .providers import ProviderSettings
     from .spec import load_spec
     from .store import Store
 
-    if n is not None and n < 1:
-        raise UsageError(f"--n must be at least 1, got {n}")
-    if max_cost is not None and max_cost < 0:
-        raise UsageError(f"--max-cost must be at least 0, got {max_cost}")
-    specs = [(name, path, named, load_spec(path)) for name, path, named in _specs_for_build(threat_models or [])]
-    from .providers.openai import STRUCTURED_MODES
-
-    if structured is not None and structured not in STRUCTURED_MODES:
-        raise UsageError(f"--structured must be one of {', '.join(STRUCTURED_MODES)}, got {structured!r}")
-    settings = ProviderSettings(
+    opts = build_options(
+        n=n,
+        model=model,
+        judge_model=judge_model,
+        second_judge_model=second_judge_model,
+        seed=seed,
+        temperature=temperature,
+        judge_threshold=judge_threshold,
+        max_attempts=max_attempts,
+        max_cost=max_cost,
+        batch=batch,
+        formats=formats,
+        against=against,
+        version_guard=version_guard,
+        embedder=embedder,
         base_url=base_url,
         api_key_env=api_key_env,
         rpm=rpm,
@@ -137,25 +141,9 @@ def build(
         otpm=otpm,
         concurrency=concurrency,
         structured=structured,
-    )
-    opts = BuildOptions(
-        n=n,
-        model=model,
-        judge_model=judge_model,
-        seed=seed,
-        temperature=temperature,
-        judge_threshold=judge_threshold,
-        max_attempts=max_attempts,
         use_cache=not no_cache,
-        settings=settings,
-        max_cost=max_cost,
-        batch=batch,
-        formats=formats or None,
-        second_judge_model=second_judge_model,
-        against=[str(p) for p in against] if against else None,
-        version_guard=version_guard,
-        embedder=embedder,
     )
+    specs = [(name, path, named, load_spec(path)) for name, path, named in _specs_for_build(threat_models or [])]
     if dry_run:
         for _, _, _, spec in specs:
             _print_estimate(estimate(spec, opts))

@@ -12,6 +12,7 @@ import json
 import math
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,7 +40,16 @@ from .providers.base import ChatRequest, Completion, CompletionRequest
 from .spec import LETTERS, ThreatModel
 from .store import Store
 
-__all__ = ["BuildOptions", "build", "build_key", "estimate", "make_providers", "shortfall_message"]
+__all__ = [
+    "BuildOptions",
+    "BuildPlan",
+    "build",
+    "build_key",
+    "build_options",
+    "estimate",
+    "make_providers",
+    "shortfall_message",
+]
 
 STAGES = ("parse", "rules", "label", "judge", "judge_error", "dedup", "balance", "quota")
 LETTER_INDEX = {letter: i for i, letter in enumerate(LETTERS)}
@@ -82,33 +92,161 @@ class BuildOptions:
             except ValueError as exc:
                 raise UsageError(f"--embedder: {exc}") from None
 
-    def resolved_n(self, spec: ThreatModel) -> int:
-        n = self.n if self.n is not None else spec.defaults.n
+
+def build_options(
+    *,
+    n: int | None = None,
+    model: str = "local",
+    judge_model: str | None = None,
+    second_judge_model: str | None = None,
+    seed: int = 0,
+    temperature: float | None = None,
+    judge_threshold: float | None = None,
+    max_attempts: int | None = None,
+    max_cost: float | None = None,
+    batch: bool = False,
+    formats: list[str] | None = None,
+    against: Sequence[str | Path] | None = None,
+    version_guard: bool = False,
+    embedder: str | None = None,
+    base_url: str | None = None,
+    api_key_env: str | None = None,
+    rpm: float | None = None,
+    itpm: float | None = None,
+    otpm: float | None = None,
+    concurrency: int | None = None,
+    structured: str | None = None,
+    use_cache: bool = True,
+) -> BuildOptions:
+    """The one place `mwe.generate()` and `mwe build` turn their flat options into BuildOptions,
+    checked the same way for both (a test holds their parameters equal to these)."""
+    from .providers.openai import STRUCTURED_MODES
+
+    if n is not None and n < 1:
+        raise UsageError(f"--n must be at least 1, got {n}")
+    if max_cost is not None and max_cost < 0:
+        raise UsageError(f"--max-cost must be at least 0, got {max_cost}")
+    if structured is not None and structured not in STRUCTURED_MODES:
+        raise UsageError(f"--structured must be one of {', '.join(STRUCTURED_MODES)}, got {structured!r}")
+    settings = ProviderSettings(
+        base_url=base_url,
+        api_key_env=api_key_env,
+        rpm=rpm,
+        itpm=itpm,
+        otpm=otpm,
+        concurrency=concurrency,
+        structured=structured,
+    )
+    return BuildOptions(
+        n=n,
+        model=model,
+        judge_model=judge_model,
+        seed=seed,
+        temperature=temperature,
+        judge_threshold=judge_threshold,
+        max_attempts=max_attempts,
+        use_cache=use_cache,
+        settings=settings,
+        max_cost=max_cost,
+        batch=batch,
+        formats=formats or None,
+        second_judge_model=second_judge_model,
+        against=[str(p) for p in against] if against else None,
+        version_guard=version_guard,
+        embedder=embedder,
+    )
+
+
+PRIOR_KEEP_RATE = 0.75
+"""Share of generated items the planner expects to keep before it has seen any (the estimator too)."""
+
+
+def split(n: int, keys: list[str]) -> dict[str, int]:
+    """n over keys in equal shares, earlier keys taking the remainder: the items per format."""
+    return {k: n // len(keys) + (1 if i < n % len(keys) else 0) for i, k in enumerate(keys)}
+
+
+@dataclass(frozen=True)
+class FormatPlan:
+    """One format's share of a build: items to keep, the quota per facet, generation requests allowed."""
+
+    name: str
+    n: int
+    quotas: dict[str, int]
+    budget: int
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """Every value a build derives from spec + options, resolved once: the loop, the estimator,
+    the build key and the manifest read it here, so they cannot disagree."""
+
+    spec: ThreatModel
+    options: BuildOptions
+    n: int
+    formats: tuple[FormatPlan, ...]
+    """The formats that get items (a format whose equal share of n is 0 is left out)."""
+    temperature: float
+    judge_threshold: float
+    embedder: str
+    dedup_cutoff: float
+    keep_rate_prior: float = PRIOR_KEEP_RATE
+
+    @classmethod
+    def of(cls, spec: ThreatModel, opts: BuildOptions) -> BuildPlan:
+        n = opts.n if opts.n is not None else spec.defaults.n
         if n < 1:
             raise UsageError(f"--n must be at least 1, got {n}")
-        for fmt in self.formats or []:
+        for fmt in opts.formats or []:
             if fmt not in spec.formats:
                 raise UsageError(f"{spec.name} has no format {fmt!r}; its formats: {', '.join(spec.formats)}")
-        return n
+        names = opts.formats or spec.formats
+        per_format = split(n, names)
+        budgets = split(opts.max_attempts, names) if opts.max_attempts is not None else {}
+        formats = tuple(
+            FormatPlan(fmt, n_f, spec.quotas(n_f), budgets.get(fmt, max(20, 5 * n_f)))
+            for fmt, n_f in per_format.items()
+            if n_f > 0
+        )
+        return cls(
+            spec=spec,
+            options=opts,
+            n=n,
+            formats=formats,
+            temperature=opts.temperature if opts.temperature is not None else spec.defaults.temperature,
+            judge_threshold=opts.judge_threshold if opts.judge_threshold is not None else spec.judge.threshold,
+            embedder=opts.embedder or spec.dedup.embedder,
+            dedup_cutoff=spec.dedup.cutoff(opts.embedder),
+        )
+
+    @property
+    def max_attempts(self) -> int:
+        return sum(f.budget for f in self.formats)
+
+    def key(self) -> str:
+        """What makes two builds the same: `mwe build` with no names skips a spec whose key is
+        unchanged. It hashes the options as asked (not as resolved), so keys of earlier builds match."""
+        opts = self.options
+        parts = {
+            "spec": self.spec.content_hash(),
+            "model": opts.model,
+            "judge_model": opts.judge_model or opts.model,
+            "n": self.n,
+            "seed": opts.seed,
+            "temperature": opts.temperature,
+            "judge_threshold": opts.judge_threshold,
+            "formats": opts.formats,
+            "second_judge_model": opts.second_judge_model,
+            "against": [_file_hash(p) for p in opts.against or []],
+            "version_guard": opts.version_guard,
+            "embedder": opts.embedder,
+        }
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
 def build_key(spec: ThreatModel, opts: BuildOptions) -> str:
-    """What makes two builds the same: `mwe build` with no names skips a spec whose key is unchanged."""
-    parts = {
-        "spec": spec.content_hash(),
-        "model": opts.model,
-        "judge_model": opts.judge_model or opts.model,
-        "n": opts.resolved_n(spec),
-        "seed": opts.seed,
-        "temperature": opts.temperature,
-        "judge_threshold": opts.judge_threshold,
-        "formats": opts.formats,
-        "second_judge_model": opts.second_judge_model,
-        "against": [_file_hash(p) for p in opts.against or []],
-        "version_guard": opts.version_guard,
-        "embedder": opts.embedder,
-    }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+    """The key of `BuildPlan.of(spec, opts)` (see `BuildPlan.key`)."""
+    return BuildPlan.of(spec, opts).key()
 
 
 def _file_hash(path: str) -> str:
@@ -144,39 +282,29 @@ def stopped_at_cap(req: CompletionRequest | ChatRequest, answer: Completion) -> 
     return answer.truncated or (isinstance(req, CompletionRequest) and answer.output_tokens >= req.max_tokens > 0)
 
 
-def split(n: int, keys: list[str]) -> dict[str, int]:
-    """n over keys in equal shares, earlier keys taking the remainder: the items per format."""
-    return {k: n // len(keys) + (1 if i < n % len(keys) else 0) for i, k in enumerate(keys)}
-
-
 class _Run:
     """One format's build: its own generator, quotas and attempt budget; engines are shared."""
 
     def __init__(
         self,
-        spec: ThreatModel,
-        fmt: str,
-        n: int,
-        opts: BuildOptions,
+        plan: BuildPlan,
+        fmt: FormatPlan,
         engines: tuple[Engine, Engine, Engine | None],
-        budget: int,
         reporter: Reporter,
         references: Guard | None = None,
         embedder: Embedder | None = None,
     ) -> None:
+        spec = plan.spec
+        self.plan = plan
         self.spec = spec
         self.embedder = embedder
-        self.dedup_threshold = spec.dedup.cutoff(opts.embedder)
-        self.opts = opts
-        self.n = n
-        self.quotas = spec.quotas(n)
+        self.n = fmt.n
+        self.quotas = fmt.quotas
+        self.budget = fmt.budget
         self.gen_engine, self.judge_engine, self.second_engine = engines
         self.second_votes: list[tuple[str, str | None]] = []
-        self.generator = get_generator(fmt)(spec, opts.seed, chat=self.gen_engine.provider.chat)
+        self.generator = get_generator(fmt.name)(spec, plan.options.seed, chat=self.gen_engine.provider.chat)
         self.fixed = self.generator.layout == "fixed"
-        self.temperature = opts.temperature if opts.temperature is not None else spec.defaults.temperature
-        self.threshold = opts.judge_threshold if opts.judge_threshold is not None else spec.judge.threshold
-        self.budget = budget
         self.reporter = reporter
         self.tag = f"{fmt}: " if len(spec.formats) > 1 else ""
         self.anchors = [
@@ -229,9 +357,9 @@ class _Run:
 
     def keep_rate(self) -> float:
         produced = sum(self.generated.values())
-        return len(self.pool) / produced if produced else 0.75
+        return len(self.pool) / produced if produced else self.plan.keep_rate_prior
 
-    def plan(self) -> dict[str, list[int]]:
+    def plan_round(self) -> dict[str, list[int]]:
         """Sample indexes to ask per facet: each side's deficit divided by the keep rate seen so
         far, within the budget (in requests; a chat request asks for several items). Side s of a
         facet uses indexes s, s + sides, s + 2 * sides, …, so a full side is not asked again."""
@@ -261,7 +389,7 @@ class _Run:
         samples: list[tuple[str, int]] = []
         for facet, indexes in asks.items():
             sizes = [self.sizes.get((facet, i), self.generator.items_per_request) for i in indexes]
-            requests += self.generator.requests(facet, indexes, self.temperature, sizes)
+            requests += self.generator.requests(facet, indexes, self.plan.temperature, sizes)
             samples += [(facet, i) for i in indexes]
         self.attempts += len(requests)
         label = self.gen_engine.provider.label
@@ -302,7 +430,7 @@ class _Run:
             self.rejected += bad
         t0 = time.monotonic()
         with self.reporter.stage(f"{self.tag}round {self.rounds}: judge", len(fresh) + 1) as tick:
-            fresh, bad = judge(self.judge_engine, self.spec, fresh, self.threshold, tick)
+            fresh, bad = judge(self.judge_engine, self.spec, fresh, self.plan.judge_threshold, tick)
         self.timings["judge"] += time.monotonic() - t0
         self.rejected += bad
         if self.judge_engine.provider.chat and fresh:
@@ -320,7 +448,7 @@ class _Run:
                 self.second_votes += second_opinion(self.second_engine, self.spec, fresh, tick)
             self.timings["label"] += time.monotonic() - t0
         t0 = time.monotonic()
-        self.pool, bad = dedup(self.pool + fresh, self.dedup_threshold, self.anchors, self.embedder)
+        self.pool, bad = dedup(self.pool + fresh, self.plan.dedup_cutoff, self.anchors, self.embedder)
         self.timings["dedup"] += time.monotonic() - t0
         self.rejected += bad
 
@@ -402,7 +530,7 @@ class _Run:
         is left, write more (at most three top-up rounds) rather than publish the cue."""
         while True:
             while self.deficits() and self.attempts < self.budget:
-                self.round(self.plan())
+                self.round(self.plan_round())
             if self.deficits() or self.attempts >= self.budget or self.topups == 3:
                 break
             gap = self.length_cue_gap() if self.generator.layout == "shuffled" else 0
@@ -411,7 +539,7 @@ class _Run:
             self.topups += 1
             self.round(self.plan_topup(gap))
         self.trim()
-        return assign_order(self.pool, self.opts.seed), self.shortfall()
+        return assign_order(self.pool, self.plan.options.seed), self.shortfall()
 
 
 def _funnel(runs: list[_Run], items: list[Item]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -553,13 +681,12 @@ def _build(
     providers: tuple[Provider, Provider] | None,
 ) -> Dataset:
     reporter = reporter or QuietReporter()
-    n = opts.resolved_n(spec)
-    embedder_name = opts.embedder or spec.dedup.embedder
-    cutoff = spec.dedup.cutoff(opts.embedder)
+    plan = BuildPlan.of(spec, opts)
+    embedder_name = plan.embedder
     earlier = [str(store.root / spec.name / f"v{v}") for v in store.versions(spec.name)] if opts.version_guard else []
     # a bad reference file fails here, before any request (vectors come later, with the embedder)
     ref_paths = [*(opts.against or []), *earlier]
-    references = Guard(ref_paths, cutoff) if ref_paths else None
+    references = Guard(ref_paths, plan.dedup_cutoff) if ref_paths else None
     started = time.monotonic()
     gen, jud = providers if providers is not None else make_providers(opts)
     check_calibration(spec, jud.label, store)
@@ -571,9 +698,6 @@ def _build(
     own_cache = cache is None and opts.use_cache and (gen.cacheable or jud.cacheable or is_api(embedder_name))
     if own_cache:
         cache = Cache()
-    formats = opts.formats or spec.formats
-    per_format = split(n, formats)
-    budgets = split(opts.max_attempts, formats) if opts.max_attempts is not None else {}
     runs: list[_Run] = []
     items: list[Item] = []
     embed_engines: list[Engine] = []
@@ -593,12 +717,9 @@ def _build(
         embedder = get_embedder(embedder_name, engine_for)
         if references is not None:  # its own instance: dedup refits `tfidf` weights on every pool
             references.embedder = embedder if embedder.stateless else get_embedder(embedder_name, engine_for)
-        for fmt in formats:
-            if per_format[fmt] == 0:
-                continue
-            budget = budgets.get(fmt, max(20, 5 * per_format[fmt]))
+        for fmt in plan.formats:
             engines = (gen_engine, judge_engine, second_engine)
-            run = _Run(spec, fmt, per_format[fmt], opts, engines, budget, reporter, references, embedder)
+            run = _Run(plan, fmt, engines, reporter, references, embedder)
             got, _ = run.run()
             runs.append(run)
             items += got
@@ -619,7 +740,7 @@ def _build(
         shortfall.update(run.shortfall())
     if shortfall:
         by_format = {r.generator.name: _by_format(r, items) for r in runs}
-        reporter.warn(f"{spec.name}: kept {len(items)} of {n}; " + shortfall_message(by_format))
+        reporter.warn(f"{spec.name}: kept {len(items)} of {plan.n}; " + shortfall_message(by_format))
     if not all(r.length_cue_met for r in runs):
         reporter.warn(
             f"{spec.name}: the matching option is the longest in {position_balance(items)['share_matching_longer']:.0%} "
@@ -644,12 +765,12 @@ def _build(
             "version": version,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "fake": gen.is_fake or jud.is_fake,
-            "build_key": build_key(spec, opts),
+            "build_key": plan.key(),
             "build": {
-                "n": n,
+                "n": plan.n,
                 "seed": opts.seed,
-                "temperature": first.temperature,
-                "max_attempts": sum(r.budget for r in runs),
+                "temperature": plan.temperature,
+                "max_attempts": plan.max_attempts,
                 "cache": opts.use_cache,
                 "batch": opts.batch,
                 "max_cost_usd": opts.max_cost,
@@ -664,7 +785,7 @@ def _build(
             },
             "judge": {
                 "method": judge_method(judge_engine),
-                "threshold": first.threshold,
+                "threshold": plan.judge_threshold,
                 "min_label_confidence": spec.judge.min_label_confidence,
                 "second": _agreement(second, [v for r in runs for v in r.second_votes]) if second else None,
             },
@@ -675,7 +796,7 @@ def _build(
             },
             "dedup": {
                 "embedder": embedder_name,
-                "threshold": cutoff,
+                "threshold": plan.dedup_cutoff,
                 "against": references.describe() if references is not None else [],
             },
             "diversity": spread,
@@ -741,27 +862,23 @@ def estimate(spec: ThreatModel, opts: BuildOptions) -> dict[str, Any]:
     from .costs import request_size
     from .filters.judge import logprob_requests, rubric_requests
 
+    plan = BuildPlan.of(spec, opts)
     gen, jud = make_providers(opts)
-    n = opts.resolved_n(spec)
-    formats = opts.formats or spec.formats
-    temperature = opts.temperature if opts.temperature is not None else spec.defaults.temperature
     gen_requests = 0
     budget = 0
     items = 0
     samples: list[ChatRequest | CompletionRequest] = []
-    for fmt, n_f in split(n, formats).items():
-        if n_f == 0:
-            continue
-        generator = get_generator(fmt)(spec, opts.seed, chat=gen.chat)
+    for fmt in plan.formats:
+        generator = get_generator(fmt.name)(spec, opts.seed, chat=gen.chat)
         per = generator.items_per_request
-        wants = {f: math.ceil(q / 0.75) for f, q in spec.quotas(n_f).items() if q}
+        wants = {f: math.ceil(q / plan.keep_rate_prior) for f, q in fmt.quotas.items() if q}
         asks = {f: max(1, math.ceil(w / per)) for f, w in wants.items()}
         gen_requests += sum(asks.values())
         items += sum(wants.values())  # the planner asks for what it wants, not whole batches
-        budget += max(20, 5 * n_f) if opts.max_attempts is None else split(opts.max_attempts, formats)[fmt]
+        budget += fmt.budget
         for f, k in asks.items():
             sizes = [wants[f] // k + (1 if j < wants[f] % k else 0) for j in range(k)] if gen.chat else None
-            samples += generator.requests(f, list(range(k)), temperature, sizes)
+            samples += generator.requests(f, list(range(k)), plan.temperature, sizes)
     gen_in = sum(request_size(r)[0] for r in samples) / len(samples)
     gen_out = round(sum(request_size(r)[1] for r in samples) / len(samples))
     proxies = []
@@ -771,7 +888,7 @@ def estimate(spec: ThreatModel, opts: BuildOptions) -> dict[str, Any]:
         proxies.append(
             Candidate(
                 threat_model=spec.name,
-                format=ex.format or formats[0],
+                format=ex.format or plan.formats[0].name,
                 facet=ex.facet or spec.facets[0].name,
                 question=question,
                 matching=choices[at],
@@ -810,11 +927,11 @@ def estimate(spec: ThreatModel, opts: BuildOptions) -> dict[str, Any]:
     known = all(s["cost_usd"] is not None for s in stages.values())
     return {
         "threat_model": spec.name,
-        "n": n,
+        "n": plan.n,
         "batch": opts.batch,
         "stages": stages,
         "total_cost_usd": round(sum(s["cost_usd"] for s in stages.values()), 4) if known else None,
         "max_cost_usd": round(sum(s["max_cost_usd"] for s in stages.values()), 4) if known else None,
-        "method": "prior keep rate 0.75, output at half of max_tokens, 4 characters per token; "
+        "method": f"prior keep rate {plan.keep_rate_prior}, output at half of max_tokens, 4 characters per token; "
         "the maximum is the attempt budget with every answer at max_tokens",
     }
