@@ -3,16 +3,19 @@ estimator, the build key and the manifest all read the values BuildPlan resolved
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import typer
 
 import mwe
+from mwe.build import BuildOptions, BuildPlan, build, build_key, build_options, estimate
 from mwe.cli import app
 from mwe.errors import UsageError
-from mwe.pipeline import BuildOptions, BuildPlan, build, build_key, build_options, estimate
+from mwe.progress import QuietReporter
 from mwe.store import Store
 
 from .helpers import spec
@@ -97,3 +100,22 @@ def test_manifest_and_estimate_record_the_plan(tmp_path: Path) -> None:
     }
     est = estimate(tm, opts)
     assert est["n"] == plan.n and est["stages"]["generation"]["max_requests"] == plan.max_attempts
+
+
+class _Stages(QuietReporter):
+    """Records the stage names a build reports."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    @contextlib.contextmanager
+    def stage(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
+        self.names.append(description)
+        yield lambda n: None
+
+
+def test_each_format_run_names_its_format_in_the_progress_stages(tmp_path: Path) -> None:
+    stages = _Stages()
+    with pytest.warns(UserWarning):
+        mwe.generate("power-seeking", n=4, model="fake", out=tmp_path, reporter=stages)
+    assert "mcq: round 1: generate" in stages.names and "persona: round 1: generate" in stages.names

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .build import build, build_options
 from .items import Dataset
-from .pipeline import build, build_options
 from .progress import QuietReporter, Reporter, RichReporter
 from .spec import ThreatModel, find_spec, load_spec
 from .store import Store

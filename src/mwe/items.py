@@ -15,6 +15,8 @@ from typing import Any, Literal, overload
 
 from pydantic import BaseModel, Field
 
+from .manifest import Manifest
+
 __all__ = ["Candidate", "Dataset", "Item", "Rejection", "compare_text", "item_id", "normalise"]
 
 
@@ -134,10 +136,10 @@ class Rejection(BaseModel):
 class Dataset(Sequence[Item]):
     """A published version: a sequence of items plus where it lives and how it was made."""
 
-    def __init__(self, items: list[Item], path: Path, manifest: dict[str, Any]) -> None:
+    def __init__(self, items: list[Item], path: Path, manifest: Manifest | dict[str, Any]) -> None:
         self._items = items
         self.path = path
-        self.manifest = manifest
+        self.manifest = manifest if isinstance(manifest, Manifest) else Manifest.model_validate(manifest)
 
     @overload
     def __getitem__(self, index: int) -> Item: ...
@@ -153,12 +155,12 @@ class Dataset(Sequence[Item]):
         return iter(self._items)
 
     def __repr__(self) -> str:
-        return f"Dataset({self.manifest.get('threat_model')!r}, {len(self)} items, path={str(self.path)!r})"
+        return f"Dataset({self.manifest.threat_model!r}, {len(self)} items, path={str(self.path)!r})"
 
     @property
     def shortfall(self) -> dict[str, int]:
         """Items per facet that the build could not keep within its budget (empty when complete)."""
-        return dict(self.manifest.get("shortfall", {}))
+        return dict(self.manifest.shortfall)
 
     def check_outside(self, path: Path, what: str) -> None:
         """Published versions are immutable: nothing derived from one is written into it."""
