@@ -1,4 +1,4 @@
-"""The build of DESIGN.md §1: plan → generate → rules → judge → dedup → balance → publish.
+"""The build: plan → generate → rules → judge → dedup → balance → publish.
 
 `options` (what was asked) → `plan` (every derived value, resolved once) → `loop` (one format's
 rounds until its quotas are met by kept items or its budget is spent) → `run` (providers, engines,
