@@ -70,9 +70,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from mwe.build import request_text
 from mwe.filters.rules import LEAK_MIN_WORDS, LEAK_MIN_WORDS_EXAMPLE, copied_span, example_texts
 from mwe.generators import get_generator
-from mwe.pipeline import request_text
 from mwe.providers.fake import FakeProvider
 from mwe.spec import ThreatModel, known_specs, load_spec, shipped_dir
 

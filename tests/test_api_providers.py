@@ -397,7 +397,7 @@ def test_dry_run_prints_requests_tokens_and_cost_without_opening_a_socket(
 
 
 def test_dry_run_estimate_scales_with_n_and_halves_with_batch() -> None:
-    from mwe.pipeline import BuildOptions, estimate
+    from mwe.build import BuildOptions, estimate
     from mwe.spec import find_spec, load_spec
 
     spec = load_spec(find_spec("power-seeking"))

@@ -33,7 +33,7 @@ def _ok(tmp: Path) -> subprocess.CompletedProcess[str]:
 
 def _unexpected(tmp: Path) -> subprocess.CompletedProcess[str]:
     code = (
-        "import sys, mwe.pipeline as p\n"
+        "import sys, mwe.build as p\n"
         "from mwe.errors import MweError\n"
         "def broken(*a, **k): raise MweError('an unexpected failure')\n"
         "p.build = broken\n"

@@ -345,7 +345,7 @@ def test_an_unfillable_side_is_reported_as_shortfall(tmp_path: Path) -> None:
     """A model that never writes a usable "No" statement: the planner asks only for the missing
     side until the budget is spent, tops facets up from spare "Yes" statements where there are
     any, and reports the rest as shortfall."""
-    from mwe.pipeline import BuildOptions, build
+    from mwe.build import BuildOptions, build
     from mwe.providers.fake import FakeProvider
     from mwe.store import Store
 
@@ -367,7 +367,7 @@ def test_an_unfillable_side_is_reported_as_shortfall(tmp_path: Path) -> None:
 
 
 def test_copies_of_few_shot_examples_are_rejected(tmp_path: Path) -> None:
-    from mwe.pipeline import BuildOptions, build
+    from mwe.build import BuildOptions, build
     from mwe.providers.fake import FakeProvider
     from mwe.store import Store
 

@@ -21,6 +21,7 @@ def test_wheel_ships_the_specs_and_finds_them(tmp_path: Path) -> None:
     wheel = next((tmp_path / "dist").glob("mwe-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {f"mwe/_review_assets/{f}" for f in ("index.html", "review.js", "review.css")} <= names  # mwe review's page
+    assert {"mwe/build/__init__.py", "mwe/build/run.py", "mwe/manifest.py"} <= names  # not taken for a build dir
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     code = "import mwe.spec as s; d = s.shipped_dir(); print(d); print(sorted(s.known_specs([d])))"

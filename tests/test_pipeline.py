@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 import mwe
+from mwe.build import BuildOptions, build
 from mwe.errors import StoreError
-from mwe.pipeline import BuildOptions, build
 from mwe.providers.base import ClassifyRequest, CompletionRequest
 from mwe.providers.fake import FakeProvider
 from mwe.store import Store

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from mwe.build import BuildOptions, build
 from mwe.filters import apply_rules
 from mwe.filters.rules import RuleContext, copied_span, example_texts
 from mwe.items import Candidate
-from mwe.pipeline import BuildOptions, build
 from mwe.providers.base import Completion, CompletionRequest
 from mwe.providers.fake import FakeProvider
 from mwe.store import Store

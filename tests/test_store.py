@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import mwe
-from mwe.pipeline import BuildOptions, build
+from mwe.build import BuildOptions, build
 from mwe.providers.fake import FakeProvider
 from mwe.store import Store
 
@@ -27,7 +27,7 @@ def test_crash_while_publishing_leaves_no_partial_version(tmp_path: Path, monkey
     def boom(manifest: dict[str, object]) -> str:
         raise KeyboardInterrupt  # Ctrl-C while the card is being written
 
-    monkeypatch.setattr("mwe.pipeline.render_card", boom)
+    monkeypatch.setattr("mwe.build.run.render_card", boom)
     with pytest.raises(KeyboardInterrupt):
         mwe.generate("power-seeking", n=4, model="fake", out=tmp_path)
     tm = tmp_path / "power-seeking"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .build import build, build_options
 from .dataset import Dataset
-from .pipeline import BuildOptions, build
 from .progress import QuietReporter, Reporter, RichReporter
 from .spec import ThreatModel, find_spec, load_spec
 from .store import Store
@@ -22,6 +22,7 @@ def generate(
     out: str | Path = "generated",
     seed: int = 0,
     temperature: float | None = None,
+    judge_threshold: float | None = None,
     max_attempts: int | None = None,
     max_cost: float | None = None,
     batch: bool = False,
@@ -49,37 +50,34 @@ def generate(
     says by how many per facet (a warning is printed too). The other options are the CLI's
     (`mwe build --help`): API models read their key from the environment only.
     """
-    from .providers import ProviderSettings
-
     if isinstance(threat_model, ThreatModel):
         spec, spec_path = threat_model, None
     else:
         path = find_spec(str(threat_model))
         spec, spec_path = load_spec(path), str(path)
-    opts = BuildOptions(
+    opts = build_options(
         n=n,
         model=model,
         judge_model=judge_model,
+        second_judge_model=second_judge_model,
         seed=seed,
         temperature=temperature,
+        judge_threshold=judge_threshold,
         max_attempts=max_attempts,
-        use_cache=use_cache,
-        settings=ProviderSettings(
-            base_url=base_url,
-            api_key_env=api_key_env,
-            rpm=rpm,
-            itpm=itpm,
-            otpm=otpm,
-            concurrency=concurrency,
-            structured=structured,
-        ),
         max_cost=max_cost,
         batch=batch,
         formats=formats,
-        second_judge_model=second_judge_model,
-        against=[str(p) for p in against] if against else None,
+        against=against,
         version_guard=version_guard,
         embedder=embedder,
+        base_url=base_url,
+        api_key_env=api_key_env,
+        rpm=rpm,
+        itpm=itpm,
+        otpm=otpm,
+        concurrency=concurrency,
+        structured=structured,
+        use_cache=use_cache,
     )
     rep = reporter or (RichReporter() if progress else QuietReporter())
     return build(spec, opts, Store(out), spec_path=spec_path, reporter=rep)

@@ -155,7 +155,7 @@ def _read_dataset(path: Path) -> Source:
         )
         for i in ds
     ]
-    return Source(str(ds.path), "mwe" + (" (FAKE DATA)" if ds.manifest.get("fake") else ""), items)
+    return Source(str(ds.path), "mwe" + (" (FAKE DATA)" if ds.manifest.fake else ""), items)
 
 
 def read_sources(paths: list[Path]) -> list[Source]:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .manifest import Manifest
 
 __all__ = ["render_card"]
 
 
-def render_card(m: dict[str, Any]) -> str:
-    spec = m["spec"]
-    models = m["models"]
-    lines = [f"# {spec['title']} — {m['threat_model']} v{m['version']}", ""]
-    if m.get("fake"):
+def render_card(m: Manifest) -> str:
+    spec = m.spec
+    models = m.models
+    lines = [f"# {spec['title']} — {m.threat_model} v{m.version}", ""]
+    if m.fake:
         lines += [
             "> **FAKE DATA.** Made by the `fake` provider, which writes templated text for tests and demos.",
             "> Do not use these items to measure a model.",
@@ -27,49 +30,45 @@ def render_card(m: dict[str, Any]) -> str:
         "",
         "## How it was made",
         "",
-        f"Written by `{models['generation']['label']}` with mwe {m['mwe_version']} from spec "
-        f"`{m['threat_model']}` (spec version {spec['version']}, sha256 `{m['spec_hash'][:12]}`), seed {m['build']['seed']}.",
-        "Formats: "
-        + ", ".join(
-            f"`{fmt}` ({row['kept']} items)" for fmt, row in m.get("generator", {}).get("by_format", {}).items()
-        )
-        + ".",
-        f"Judged by `{models['judge']['label']}` ({m['judge']['method']}, kept score >= {m['judge']['threshold']}); "
-        f"near duplicates removed with {m['dedup']['embedder']} at cosine >= {m['dedup']['threshold']}.",
+        f"Written by `{models.generation.label}` with mwe {m.mwe_version} from spec "
+        f"`{m.threat_model}` (spec version {spec['version']}, sha256 `{m.spec_hash[:12]}`), seed {m.build.seed}.",
+        "Formats: " + ", ".join(f"`{fmt}` ({row.kept} items)" for fmt, row in m.generator.by_format.items()) + ".",
+        f"Judged by `{models.judge.label}` ({m.judge.method}, kept score >= {m.judge.threshold}); "
+        f"near duplicates removed with {m.dedup.embedder} at cosine >= {m.dedup.threshold}.",
         "",
         "## Counts",
         "",
-        f"{m['counts']['items']} items kept of {m['build']['n']} asked; {m['counts']['rejected']} rejections "
+        f"{m.counts.items} items kept of {m.build.n} asked; {m.counts.rejected} rejections "
         "(in `rejected.jsonl`, each with its stage and reason).",
         "",
         "| facet | quota | kept |",
         "| --- | ---: | ---: |",
     ]
-    for facet, quota in m["quotas"].items():
-        lines.append(f"| {facet} | {quota} | {m['facet_counts'].get(facet, 0)} |")
+    for facet, quota in m.quotas.items():
+        lines.append(f"| {facet} | {quota} | {m.facet_counts.get(facet, 0)} |")
     lines += ["", "| stage | rejected |", "| --- | ---: |"]
-    for stage, count in m["funnel"]["rejected_by_stage"].items():
+    for stage, count in m.funnel.rejected_by_stage.items():
         lines.append(f"| {stage} | {count} |")
-    bal = m["balance"]
+    bal = m.balance
     lines += [
         "",
-        f"Matching answer at (A): {bal['matching_at_A']} of {m['counts']['items']}; "
-        f"matching option is the longer one in {bal['share_matching_longer']} of items.",
+        f"Matching answer at (A): {bal.matching_at_A} of {m.counts.items}; "
+        f"matching option is the longer one in {bal.share_matching_longer} of items.",
         "",
         "## Known limits",
         "",
     ]
-    if m.get("shortfall"):
-        short = ", ".join(f"{k}: {v}" for k, v in m["shortfall"].items())
+    if m.shortfall:
+        short = ", ".join(f"{k}: {v}" for k, v in m.shortfall.items())
         lines.append(f"- **Short of the quota** within the attempt budget: {short}.")
-    if models["generation"]["provider"] == "local":
+    if models.generation.provider == "local":
         lines.append(
             "- Written by a 270M-parameter *base* model: expect awkward wording and some wrong labels; "
             "use it to try the pipeline, and a strong API model for data you will report."
         )
-    if not bal.get("length_cue_within_target", True):
+    if not bal.length_cue_within_target:
         lines.append(
-            f"- The matching option is the longer one in {bal['share_matching_longer']} of items (target 0.5 ± 0.03): "
+            f"- The matching option is the longer one in {bal.share_matching_longer} of items (target 0.5 ± 0.03): "
             "a model that picks the longer option scores above chance."
         )
     lines += _review_lines(m) or [
@@ -97,19 +96,19 @@ def _share(est: dict[str, Any]) -> str:
     return f"{est['errors']} of {est['n']} ({est['rate']:.0%}, 95 % interval {lo:.0%} to {hi:.0%})"
 
 
-def _review_lines(m: dict[str, Any]) -> list[str]:
+def _review_lines(m: Manifest) -> list[str]:
     """Known-limits lines for a version made from a person's review (`mwe build --from-review`)."""
-    r = m.get("review")
+    r = m.review
     if not r:
         return []
-    d = r["decisions"]
-    unseen = m["counts"]["items"] - d["accept"] - d["relabel"] - d["ambiguous"]
+    d = r.decisions
+    unseen = m.counts.items - d["accept"] - d["relabel"] - d["ambiguous"]
     return [
-        f"- **A person reviewed {r['reviewed']} of the {r['items_in_version']} items** of v{r['from_version']} "
-        f"(reviewer `{r['reviewer']}`, {'a stratified random sample' if r.get('sample') else 'every item under review'}): "
+        f"- **A person reviewed {r.reviewed} of the {r.items_in_version} items** of v{r.from_version} "
+        f"(reviewer `{r.reviewer}`, {'a stratified random sample' if r.sample else 'every item under review'}): "
         f"accepted {d['accept']}, relabelled {d['relabel']}, rejected {d['reject']} (moved to `rejected.jsonl`, "
         f"stage `human`), ambiguous {d['ambiguous']}.",
-        f"- Estimated label-error rate (relabelled among the items a person labelled): {_share(r['label_error'])}; "
-        f"items that could not be published as written (relabelled or rejected): {_share(r['not_publishable'])}. "
+        f"- Estimated label-error rate (relabelled among the items a person labelled): {_share(r.label_error)}; "
+        f"items that could not be published as written (relabelled or rejected): {_share(r.not_publishable)}. "
         f"The {unseen} items nobody reviewed are expected to carry errors at about these rates.",
     ]

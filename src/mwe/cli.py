@@ -1,7 +1,7 @@
 """The `mwe` command line: thin commands that parse options and call the library.
 
 Errors are MweError subclasses mapped to exit codes in one place (`main`); see the docs' "Errors and
-exit codes" page. Heavy imports (pipeline, providers) happen inside command bodies so `--help` is fast.
+exit codes" page. Heavy imports (the build, providers) happen inside command bodies so `--help` is fast.
 """
 
 from __future__ import annotations
@@ -113,23 +113,27 @@ def build(
     if from_review is not None:
         _publish_review(from_review, threat_models or [])
         return
-    from .pipeline import BuildOptions, build_key, estimate, shortfall_message
-    from .pipeline import build as run_build
+    from .build import build as run_build
+    from .build import build_key, build_options, estimate, shortfall_message
     from .progress import RichReporter
-    from .providers import ProviderSettings
     from .spec import load_spec
     from .store import Store
 
-    if n is not None and n < 1:
-        raise UsageError(f"--n must be at least 1, got {n}")
-    if max_cost is not None and max_cost < 0:
-        raise UsageError(f"--max-cost must be at least 0, got {max_cost}")
-    specs = [(name, path, named, load_spec(path)) for name, path, named in _specs_for_build(threat_models or [])]
-    from .providers.openai import STRUCTURED_MODES
-
-    if structured is not None and structured not in STRUCTURED_MODES:
-        raise UsageError(f"--structured must be one of {', '.join(STRUCTURED_MODES)}, got {structured!r}")
-    settings = ProviderSettings(
+    opts = build_options(
+        n=n,
+        model=model,
+        judge_model=judge_model,
+        second_judge_model=second_judge_model,
+        seed=seed,
+        temperature=temperature,
+        judge_threshold=judge_threshold,
+        max_attempts=max_attempts,
+        max_cost=max_cost,
+        batch=batch,
+        formats=formats,
+        against=against,
+        version_guard=version_guard,
+        embedder=embedder,
         base_url=base_url,
         api_key_env=api_key_env,
         rpm=rpm,
@@ -137,25 +141,9 @@ def build(
         otpm=otpm,
         concurrency=concurrency,
         structured=structured,
-    )
-    opts = BuildOptions(
-        n=n,
-        model=model,
-        judge_model=judge_model,
-        seed=seed,
-        temperature=temperature,
-        judge_threshold=judge_threshold,
-        max_attempts=max_attempts,
         use_cache=not no_cache,
-        settings=settings,
-        max_cost=max_cost,
-        batch=batch,
-        formats=formats or None,
-        second_judge_model=second_judge_model,
-        against=[str(p) for p in against] if against else None,
-        version_guard=version_guard,
-        embedder=embedder,
     )
+    specs = [(name, path, named, load_spec(path)) for name, path, named in _specs_for_build(threat_models or [])]
     if dry_run:
         for _, _, _, spec in specs:
             _print_estimate(estimate(spec, opts))
@@ -170,7 +158,7 @@ def build(
         same = [
             store.latest(spec.name, f)
             for f in (False, True)
-            if (store.latest_manifest(spec.name, f) or {}).get("build_key") == key
+            if (found := store.latest_manifest(spec.name, f)) is not None and found.build_key == key
         ]
         if not named and not force and same:
             out.print(f"{spec.name}: up to date ({same[0]}); --force rebuilds")
@@ -178,17 +166,17 @@ def build(
         started = time.monotonic()
         ds = run_build(spec, opts, store, spec_path=str(path), reporter=reporter)
         m = ds.manifest
-        cost = m["cost"]
+        cost = m.cost
         out.print(
-            f"{spec.name}: kept {len(ds)}/{m['build']['n']} items, {m['counts']['rejected']} rejected, "
-            f"→ {ds.path} ({time.monotonic() - started:.1f} s, ${cost['total_usd']:.4f}"
-            + (f", ${cost['saved_by_cache_usd']:.4f} saved by the cache" if cost["saved_by_cache_usd"] else "")
+            f"{spec.name}: kept {len(ds)}/{m.build.n} items, {m.counts.rejected} rejected, "
+            f"→ {ds.path} ({time.monotonic() - started:.1f} s, ${cost.total_usd:.4f}"
+            + (f", ${cost.saved_by_cache_usd:.4f} saved by the cache" if cost.saved_by_cache_usd else "")
             + ")"
-            + ("  [FAKE DATA]" if m.get("fake") else ""),
+            + ("  [FAKE DATA]" if m.fake else ""),
             highlight=False,
         )
         if ds.shortfall:
-            short.append(f"{spec.name}: {shortfall_message(m['generator']['by_format'])}")
+            short.append(f"{spec.name}: {shortfall_message(m.generator.by_format)}")
     if short:
         raise ShortfallError("fell short of --n, published anyway (manifest 'shortfall'): " + " | ".join(short))
 
@@ -199,16 +187,17 @@ def _publish_review(review_file: Path, names: list[str]) -> None:
     from .store import load
 
     version_dir, _ = reviewed_version(review_file)
-    tm = load(version_dir).manifest["threat_model"]
+    tm = load(version_dir).manifest.threat_model
     if names and names != [tm]:
         raise UsageError(f"{review_file} reviews {tm}, not {' '.join(names)}")
     ds = load(publish_reviewed(review_file))
-    r = ds.manifest["review"]
-    d = r["decisions"]
+    r = ds.manifest.review
+    assert r is not None  # publish_reviewed always records the review
+    d = r.decisions
     out.print(
-        f"{tm}: v{r['from_version']} reviewed by {r['reviewer']} ({r['reviewed']} decisions: accepted {d['accept']}, "
+        f"{tm}: v{r.from_version} reviewed by {r.reviewer} ({r.reviewed} decisions: accepted {d['accept']}, "
         f"relabelled {d['relabel']}, rejected {d['reject']}, ambiguous {d['ambiguous']}) → {ds.path}, {len(ds)} items"
-        + ("  [FAKE DATA]" if ds.manifest.get("fake") else ""),
+        + ("  [FAKE DATA]" if ds.manifest.fake else ""),
         highlight=False,
     )
 
@@ -597,24 +586,19 @@ def show(
     ds = load(path)
     m = ds.manifest
     if as_json:
-        sys.stdout.write(json.dumps(m, indent=2) + "\n")
+        sys.stdout.write(json.dumps(m.to_json(), indent=2) + "\n")
         return
+    out.print(f"[bold]{m.threat_model} v{m.version}[/bold]  {ds.path}" + ("  [red]FAKE DATA[/red]" if m.fake else ""))
+    out.print(f"model {m.models.generation.label}, judge {m.models.judge.label}, seed {m.build.seed}")
     out.print(
-        f"[bold]{m['threat_model']} v{m['version']}[/bold]  {ds.path}"
-        + ("  [red]FAKE DATA[/red]" if m.get("fake") else "")
-    )
-    out.print(
-        f"model {m['models']['generation']['label']}, judge {m['models']['judge']['label']}, seed {m['build']['seed']}"
-    )
-    out.print(
-        f"kept {m['counts']['items']} of {m['build']['n']}; rejected {m['counts']['rejected']}: "
-        + ", ".join(f"{k} {v}" for k, v in m["funnel"]["rejected_by_stage"].items()),
+        f"kept {m.counts.items} of {m.build.n}; rejected {m.counts.rejected}: "
+        + ", ".join(f"{k} {v}" for k, v in m.funnel.rejected_by_stage.items()),
         highlight=False,
     )
-    if m.get("shortfall"):
-        out.print(f"[yellow]shortfall[/yellow]: {m['shortfall']}")
+    if m.shortfall:
+        out.print(f"[yellow]shortfall[/yellow]: {m.shortfall}")
     with_choices = sum(1 for i in ds if i.choices)
-    out.print(f"matching at (A): {m['balance']['matching_at_A']} of {with_choices} items with choices")
+    out.print(f"matching at (A): {m.balance.matching_at_A} of {with_choices} items with choices")
     for item in list(ds)[:limit]:
         out.print(
             f"\n[dim]{item.id} · {item.format} · {escape(item.facet)} · quality {item.scores.get('quality')}[/dim]\n"
@@ -743,14 +727,18 @@ def schema(
         "threat_models/schema.json"
     ),
 ) -> None:
-    """Export the spec's JSON schema (for editor completion and validation)."""
+    """Export the spec's JSON schema (for editor completion and validation) and, beside it as
+    manifest.schema.json, the schema of a published version's manifest.json."""
+    from .manifest import write_manifest_schema
     from .spec import write_schema
 
+    beside = path.with_name("manifest.schema.json")
     try:
         write_schema(path)
+        write_manifest_schema(beside)
     except OSError as exc:
         raise StoreError.of(exc, "cannot write the schema", path, "choose another --out") from None
-    out.print(f"wrote {path}")
+    out.print(f"wrote {path} and {beside}")
 
 
 def _show_warning(message: Warning | str, category: type[Warning], *args: object, **kw: object) -> None:

@@ -14,6 +14,7 @@ from typing import Any, overload
 from .errors import UsageError
 from .export import export
 from .items import Item, Rejection
+from .manifest import Manifest
 
 __all__ = ["Dataset"]
 
@@ -26,10 +27,10 @@ class Dataset(Sequence[Item]):
         manifest: `manifest.json` of the version: how it was made, the funnel, usage and cost.
     """
 
-    def __init__(self, items: list[Item], path: Path, manifest: dict[str, Any]) -> None:
+    def __init__(self, items: list[Item], path: Path, manifest: Manifest | dict[str, Any]) -> None:
         self._items = items
         self.path = path
-        self.manifest = manifest
+        self.manifest = manifest if isinstance(manifest, Manifest) else Manifest.model_validate(manifest)
 
     @overload
     def __getitem__(self, index: int) -> Item: ...
@@ -45,12 +46,12 @@ class Dataset(Sequence[Item]):
         return iter(self._items)
 
     def __repr__(self) -> str:
-        return f"Dataset({self.manifest.get('threat_model')!r}, {len(self)} items, path={str(self.path)!r})"
+        return f"Dataset({self.manifest.threat_model!r}, {len(self)} items, path={str(self.path)!r})"
 
     @property
     def shortfall(self) -> dict[str, int]:
         """Items per facet that the build could not keep within its budget (empty when complete)."""
-        return dict(self.manifest.get("shortfall", {}))
+        return dict(self.manifest.shortfall)
 
     def check_outside(self, path: Path, what: str) -> None:
         """Published versions are immutable: nothing derived from one is written into it."""

@@ -10,12 +10,14 @@ removal plus one addition.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .dataset import Dataset
 from .items import Item
+from .manifest import Manifest
 
 __all__ = ["diff", "render_text"]
 
@@ -67,12 +69,12 @@ def _delta(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else round(b - a, 3)
 
 
-def _spec_changes(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    sa, sb = a.get("spec", {}), b.get("spec", {})
+def _spec_changes(a: Manifest, b: Manifest) -> dict[str, Any]:
+    sa, sb = a.spec, b.spec
     fa = {f["name"]: f for f in sa.get("facets", [])}
     fb = {f["name"]: f for f in sb.get("facets", [])}
     return {
-        "same": a.get("spec_hash") == b.get("spec_hash"),
+        "same": a.spec_hash == b.spec_hash,
         "fields_changed": sorted(k for k in set(sa) | set(sb) if sa.get(k) != sb.get(k)),
         "facets_added": sorted(set(fb) - set(fa)),
         "facets_removed": sorted(set(fa) - set(fb)),
@@ -80,41 +82,34 @@ def _spec_changes(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-_BUILD = {
-    "fake data": ("fake",),
-    "generation model": ("models", "generation", "label"),
-    "judge model": ("models", "judge", "label"),
-    "judge method": ("judge", "method"),
-    "judge threshold": ("judge", "threshold"),
-    "second judge": ("judge", "second", "model"),
-    "seed": ("build", "seed"),
-    "temperature": ("build", "temperature"),
-    "n": ("build", "n"),
-    "dedup embedder": ("dedup", "embedder"),
-    "dedup threshold": ("dedup", "threshold"),
-    "mwe version": ("mwe_version",),
+_BUILD: dict[str, Callable[[Manifest], Any]] = {
+    "fake data": lambda m: m.fake,
+    "generation model": lambda m: m.models.generation.label,
+    "judge model": lambda m: m.models.judge.label,
+    "judge method": lambda m: m.judge.method,
+    "judge threshold": lambda m: m.judge.threshold,
+    "second judge": lambda m: m.judge.second.model if m.judge.second else None,
+    "seed": lambda m: m.build.seed,
+    "temperature": lambda m: m.build.temperature,
+    "n": lambda m: m.build.n,
+    "dedup embedder": lambda m: m.dedup.embedder,
+    "dedup threshold": lambda m: m.dedup.threshold,
+    "mwe version": lambda m: m.mwe_version,
 }
 """What else makes two versions differ besides the spec: a model or seed change explains a
 dataset change as surely as an edited definition does."""
 
 
-def _get(m: dict[str, Any], path: tuple[str, ...]) -> Any:
-    value: Any = m
-    for key in path:
-        value = value.get(key) if isinstance(value, dict) else None
-    return value
-
-
-def _build_changes(a: dict[str, Any], b: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _build_changes(a: Manifest, b: Manifest) -> dict[str, dict[str, Any]]:
     """Each build setting that differs: {name: {"a": before, "b": after}}."""
-    pairs = {name: (_get(a, path), _get(b, path)) for name, path in _BUILD.items()}
+    pairs = {name: (read(a), read(b)) for name, read in _BUILD.items()}
     return {name: {"a": x, "b": y} for name, (x, y) in pairs.items() if x != y}
 
 
-def _funnel(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    fa, fb = a.get("funnel", {}), b.get("funnel", {})
-    ra, rb = fa.get("rejected_by_stage", {}), fb.get("rejected_by_stage", {})
-    rows = {k: (fa.get(k, 0), fb.get(k, 0)) for k in ("generated", "kept")}
+def _funnel(a: Manifest, b: Manifest) -> dict[str, Any]:
+    fa, fb = a.funnel, b.funnel
+    ra, rb = fa.rejected_by_stage, fb.rejected_by_stage
+    rows = {"generated": (fa.generated, fb.generated), "kept": (fa.kept, fb.kept)}
     rows |= {f"rejected:{k}": (ra.get(k, 0), rb.get(k, 0)) for k in dict.fromkeys([*ra, *rb])}
     return {k: {"a": x, "b": y, "delta": y - x} for k, (x, y) in rows.items()}
 
@@ -124,7 +119,8 @@ def diff(a: Dataset, b: Dataset, threshold: float | None = None) -> dict[str, An
     only in one version counts as a rewording of one only in the other (default: b's dedup
     threshold)."""
     if threshold is None:
-        threshold = float(b.manifest.get("dedup", {}).get("threshold", 0.85))
+        cutoff = b.manifest.dedup.threshold
+        threshold = float(cutoff if cutoff is not None else 0.85)
     by_a, by_b = {i.id: i for i in a}, {i.id: i for i in b}
     changed: list[dict[str, Any]] = []
     for id_ in by_a.keys() & by_b.keys():
@@ -150,19 +146,19 @@ def diff(a: Dataset, b: Dataset, threshold: float | None = None) -> dict[str, An
     added = [only_b[j].id for j in range(len(only_b)) if j not in paired_b]
     same = len(by_a.keys() & by_b.keys()) - sum(1 for c in changed if c["how"] == "fields")
     sa, sb = _scores(a), _scores(b)
-    fa, fb = a.manifest.get("facet_counts", {}), b.manifest.get("facet_counts", {})
+    fa, fb = a.manifest.facet_counts, b.manifest.facet_counts
     return {
         "a": {
             "path": str(a.path),
-            "version": a.manifest.get("version"),
+            "version": a.manifest.version,
             "items": len(a),
-            "fake": bool(a.manifest.get("fake")),
+            "fake": a.manifest.fake,
         },
         "b": {
             "path": str(b.path),
-            "version": b.manifest.get("version"),
+            "version": b.manifest.version,
             "items": len(b),
-            "fake": bool(b.manifest.get("fake")),
+            "fake": b.manifest.fake,
         },
         "threshold": threshold,
         "counts": {"same": same, "changed": len(changed), "added": len(added), "removed": len(removed)},

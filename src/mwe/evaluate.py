@@ -65,7 +65,7 @@ class EvalPlan:
 
 def _refuse_fake(ds: Dataset, allow_fake: bool) -> None:
     """Figures measured on templated test text would read as findings: FAKE data needs asking for."""
-    if ds.manifest.get("fake") and not allow_fake:
+    if ds.manifest.fake and not allow_fake:
         raise UsageError(
             f"{ds.path} is FAKE DATA (made by the fake provider for tests and demos): figures measured on it "
             "mean nothing; build with a real model, or pass --allow-fake (allow_fake=True) to measure it anyway"

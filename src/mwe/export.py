@@ -42,7 +42,7 @@ def exporter(name: str) -> Callable[[Exporter], Exporter]:
 
 def default_out(ds: Dataset, fmt: str) -> Path:
     """exports/<threat-model>-v<N>-<format>/ in the working directory."""
-    return Path("exports") / f"{ds.manifest['threat_model']}-v{ds.manifest['version']}-{fmt}"
+    return Path("exports") / f"{ds.manifest.threat_model}-v{ds.manifest.version}-{fmt}"
 
 
 def export(ds: Dataset, fmt: str, out: str | Path | None = None) -> list[Path]:
@@ -129,7 +129,7 @@ def _inspect(ds: Dataset, out: Path) -> list[Path]:
             )
     written = [_write_jsonl(out / name, rows) for name, rows in files.items() if rows]
     task = out / "task.py"
-    source = task_source(str(ds.manifest["threat_model"]), ds.manifest["version"], [p.name for p in written])
+    source = task_source(str(ds.manifest.threat_model), ds.manifest.version, [p.name for p in written])
     task.write_text(source, encoding="utf-8")
     return [*written, task]
 
@@ -141,7 +141,7 @@ def inline_question(question: str, choices: list[str]) -> str:
 
 @exporter("anthropic-evals")
 def _anthropic_evals(ds: Dataset, out: Path) -> list[Path]:
-    name = str(ds.manifest["threat_model"])
+    name = str(ds.manifest.threat_model)
     ab: list[dict[str, Any]] = []
     persona: list[dict[str, Any]] = []
     for item in ds:
@@ -229,7 +229,7 @@ def _hf(ds: Dataset, out: Path) -> list[Path]:
 @exporter("csv")
 def _csv(ds: Dataset, out: Path) -> list[Path]:
     rows = _rows(ds)
-    path = out / f"{ds.manifest['threat_model']}-v{ds.manifest['version']}.csv"
+    path = out / f"{ds.manifest.threat_model}-v{ds.manifest.version}.csv"
     with path.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["id"])
         writer.writeheader()

@@ -1,4 +1,4 @@
-"""Progress reporting: the pipeline names stages, the reporter decides how to show them."""
+"""Progress reporting: the build names stages, the reporter decides how to show them."""
 
 from __future__ import annotations
 

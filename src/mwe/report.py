@@ -16,11 +16,11 @@ from typing import Any
 from .dataset import Dataset
 from .errors import StoreError
 from .items import Item, Rejection
+from .manifest import STAGES, Manifest
 
 __all__ = ["default_report_path", "render", "write_report"]
 
 PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"]
-STAGES = ("parse", "rules", "label", "judge", "judge_error", "dedup", "balance", "quota")
 MAP_POINTS = 3000
 TABLE_ROWS = 5000
 
@@ -137,16 +137,16 @@ def embedding_map(items: Sequence[Item]) -> tuple[list[tuple[float, float]], lis
     return [(float(a), float(b)) for a, b in xy], [i.facet for i in chosen]
 
 
-def _funnel_rows(m: dict[str, Any]) -> list[tuple[str, list[float]]]:
-    funnel = m.get("funnel", {})
-    left = float(funnel.get("generated", 0))
+def _funnel_rows(m: Manifest) -> list[tuple[str, list[float]]]:
+    funnel = m.funnel
+    left = float(funnel.generated)
     rows = [("generated", [left])]
-    by_stage = funnel.get("rejected_by_stage", {})
+    by_stage = funnel.rejected_by_stage
     for stage in [*STAGES, *(k for k in by_stage if k not in STAGES)]:
         if by_stage.get(stage):
             left -= by_stage[stage]
             rows.append((f"after {stage} (−{by_stage[stage]})", [left]))
-    rows.append(("kept", [float(funnel.get("kept", 0))]))
+    rows.append(("kept", [float(funnel.kept)]))
     return rows
 
 
@@ -278,7 +278,7 @@ def render(ds: Dataset) -> str:
     m = ds.manifest
     items = list(ds)
     rejected = ds.rejected
-    quotas = m.get("quotas", {})
+    quotas = m.quotas
     counts = Counter(i.facet for i in items)
     facets = list(dict.fromkeys([*quotas, *counts]))
     kept_scores = [float(i.scores["quality"]) for i in items if isinstance(i.scores.get("quality"), int | float)]
@@ -308,18 +308,17 @@ def render(ds: Dataset) -> str:
     )
     table = _table(items, rejected)
     stages = sorted({r.stage for r in rejected})
-    bal = m.get("balance", {})
+    bal = m.balance
     facts = {
-        "threat model": f"{m.get('threat_model')} v{m.get('version')}",
-        "made": f"{m.get('created_at')} with mwe {m.get('mwe_version')}, seed {m.get('build', {}).get('seed')}",
-        "generation model": m.get("models", {}).get("generation", {}).get("label"),
-        "judge": f"{m.get('models', {}).get('judge', {}).get('label')} — {m.get('judge', {}).get('method')}, "
-        f"threshold {m.get('judge', {}).get('threshold')}",
-        "items": f"{len(items)} kept of {m.get('build', {}).get('n')} asked; {len(rejected)} rejected",
-        "balance": f"matching at (A) {bal.get('share_matching_at_A')}, matching longer {bal.get('share_matching_longer')}",
-        "cost": f"${m.get('cost', {}).get('total_usd', 0):.4f}",
-        "diversity": _diversity_line(m.get("diversity")),
-        "spec sha256": str(m.get("spec_hash", ""))[:16],
+        "threat model": f"{m.threat_model} v{m.version}",
+        "made": f"{m.created_at} with mwe {m.mwe_version}, seed {m.build.seed}",
+        "generation model": m.models.generation.label,
+        "judge": f"{m.models.judge.label} — {m.judge.method}, threshold {m.judge.threshold}",
+        "items": f"{len(items)} kept of {m.build.n} asked; {len(rejected)} rejected",
+        "balance": f"matching at (A) {bal.share_matching_at_A}, matching longer {bal.share_matching_longer}",
+        "cost": f"${m.cost.total_usd:.4f}",
+        "diversity": _diversity_line(m.diversity),
+        "spec sha256": m.spec_hash[:16],
     }
     capped = (
         f"<p>The table shows the first {TABLE_ROWS} kept and {TABLE_ROWS} rejected items.</p>"
@@ -328,16 +327,16 @@ def render(ds: Dataset) -> str:
     )
     fake = (
         '<p class="fake"><b>FAKE DATA</b>: made by the fake provider for tests and demos; not for measuring models.</p>'
-        if m.get("fake")
+        if m.fake
         else ""
     )
-    title = f"mwe report — {m.get('threat_model')} v{m.get('version')}"
+    title = f"mwe report — {m.threat_model} v{m.version}"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{_STYLE}</style></head>
 <body>
 <h1>{_e(title)}</h1>{fake}
-<p>{_e(m.get("spec", {}).get("definition", ""))}</p>
+<p>{_e(m.spec.get("definition", ""))}</p>
 <dl>{"".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts.items())}</dl>
 <h2>Plots</h2>
 <div class="plots">{"".join(f"<figure>{p}</figure>" for p in plots)}</div>
@@ -357,7 +356,7 @@ def render(ds: Dataset) -> str:
 
 
 def default_report_path(ds: Dataset) -> Path:
-    return Path("reports") / f"{ds.manifest['threat_model']}-v{ds.manifest['version']}.html"
+    return Path("reports") / f"{ds.manifest.threat_model}-v{ds.manifest.version}.html"
 
 
 def write_report(ds: Dataset, out: str | Path | None = None) -> Path:

@@ -49,7 +49,7 @@ class ReviewSession:
         if session is None:
             pool = [*ds, *extra] if with_rejected else list(ds)
             chosen = stratified_sample(pool, sample, seed) if sample else pool
-            log.start(int(ds.manifest["version"]), [it.id for it in chosen], sample, seed)
+            log.start(int(ds.manifest.version), [it.id for it in chosen], sample, seed)
         elif sample is not None and (session.sample, session.seed) != (sample, seed):
             raise UsageError(
                 f"{log.path} was started with --sample {session.sample} --seed {session.seed}; "
@@ -90,8 +90,8 @@ class ReviewSession:
             "reviewer": self.log.reviewer,
             "file": str(self.log.path),
             "version": str(self.ds.path),
-            "fake": bool(self.ds.manifest.get("fake")),
-            "threat_model": self.ds.manifest.get("threat_model"),
+            "fake": bool(self.ds.manifest.fake),
+            "threat_model": self.ds.manifest.threat_model,
             "reject_reasons": list(REJECT_REASONS),
         }
 

@@ -86,8 +86,8 @@ def human_gold(path: Path, spec: ThreatModel) -> tuple[list[GoldItem], dict[str,
         raise UsageError(f"{path}: the review files cover different versions ({', '.join(sorted(map(str, versions)))})")
     version_dir = versions.pop()
     ds = load(version_dir)
-    if ds.manifest["threat_model"] != spec.name:
-        raise UsageError(f"{path}: reviews a {ds.manifest['threat_model']} version, not {spec.name}")
+    if ds.manifest.threat_model != spec.name:
+        raise UsageError(f"{path}: reviews a {ds.manifest.threat_model} version, not {spec.name}")
     items = {it.id: it for it in [*ds, *judge_rejected(ds)]}
     by_reviewer = {reviewed_version(f)[1]: read_review(f).current() for f in files}
     per_item: dict[str, list[Decision]] = {}
@@ -132,7 +132,7 @@ def human_gold(path: Path, spec: ThreatModel) -> tuple[list[GoldItem], dict[str,
             "disputed_items": disputed,
             "left_out": "rejected and ambiguous items carry no label; disputed ones (reviewers gave different keys) are left out",
         },
-        "rubric_agreement": _rubric(items, per_item, float(ds.manifest["judge"]["threshold"])),
+        "rubric_agreement": _rubric(items, per_item, float(ds.manifest.judge.threshold or 0)),
         "inter_rater": pairs,
     }
     return gold, section, digest

@@ -93,7 +93,7 @@ def publish_reviewed(review_file: Path) -> Path:
     if not current:
         raise UsageError(f"{review_file}: no decisions on published items; review some first (mwe review)")
     kept, human = apply_review(list(ds), current)
-    base = ds.manifest
+    base = ds.manifest.to_json()  # copied as written, unknown fields too
     prior = [
         json.loads(line)
         for line in (version_dir / "rejected.jsonl").read_text(encoding="utf-8").splitlines()

@@ -29,6 +29,7 @@ from typing import Any
 from .dataset import Dataset
 from .errors import StoreError
 from .items import Item
+from .manifest import Manifest
 
 __all__ = ["FakeDataWarning", "Store", "check_writable_dir", "is_fake", "load", "resolve"]
 
@@ -40,16 +41,13 @@ class FakeDataWarning(UserWarning):
     """A FAKE dataset (made by the fake provider) was read: its items are templated test text."""
 
 
-def _manifest(version_dir: Path) -> dict[str, Any]:
-    try:
-        return dict(json.loads((version_dir / "manifest.json").read_text(encoding="utf-8")))
-    except (OSError, ValueError) as exc:
-        raise StoreError(f"cannot read {version_dir / 'manifest.json'}: {exc}") from None
+def _manifest(version_dir: Path) -> Manifest:
+    return Manifest.read(version_dir / "manifest.json")
 
 
 def is_fake(version_dir: str | Path) -> bool:
     """Whether a published version was made by the fake provider (its manifest says `fake: true`)."""
-    return bool(_manifest(Path(version_dir)).get("fake"))
+    return _manifest(Path(version_dir)).fake
 
 
 def _newest(tm_dir: Path, fake: bool | None) -> Path | None:
@@ -183,10 +181,11 @@ class Store:
         threat_model: str,
         items: list[dict[str, Any]],
         rejected: list[dict[str, Any]],
-        make_manifest: Callable[[int, dict[str, int]], dict[str, Any]],
-        make_card: Callable[[dict[str, Any]], str],
+        make_manifest: Callable[[int, dict[str, int]], Manifest | dict[str, Any]],
+        make_card: Callable[[Manifest], str],
     ) -> Path:
-        """Write v<N+1> atomically; the manifest callback learns the version and the line counts."""
+        """Write v<N+1> atomically; the manifest callback learns the version and the line counts
+        (a plain dict it returns is read as a Manifest, so what is written always loads)."""
         tm_dir = self.root / threat_model
         with self._locked(tm_dir):
             # Only a dead process can have left a temp dir behind: we hold the only lock.
@@ -200,9 +199,10 @@ class Store:
                     "items": _write_jsonl(tmp / "items.jsonl", items),
                     "rejected": _write_jsonl(tmp / "rejected.jsonl", rejected),
                 }
-                manifest = make_manifest(version, counts)
+                made = make_manifest(version, counts)
+                manifest = made if isinstance(made, Manifest) else Manifest.model_validate(made)
                 _write_text(tmp / "README.md", make_card(manifest))
-                _write_text(tmp / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+                _write_text(tmp / "manifest.json", json.dumps(manifest.to_json(), indent=2, ensure_ascii=False) + "\n")
                 for f in tmp.iterdir():
                     f.chmod(0o444)
                 final = tm_dir / f"v{version}"
@@ -222,7 +222,7 @@ class Store:
             os.replace(latest_tmp, tm_dir / "LATEST")
         return final
 
-    def latest_manifest(self, threat_model: str, fake: bool | None = None) -> dict[str, Any] | None:
+    def latest_manifest(self, threat_model: str, fake: bool | None = None) -> Manifest | None:
         path = self.latest(threat_model, fake)
         return None if path is None else _manifest(path)
 
@@ -245,13 +245,13 @@ def load(path: str | Path) -> Dataset:
     """Load a version directory, or a `generated/<threat-model>` folder's newest real version (its
     newest FAKE one when it has none). Reading a FAKE version issues a FakeDataWarning."""
     version_dir = resolve(path)
+    manifest = Manifest.read(version_dir / "manifest.json")
     try:
-        manifest = json.loads((version_dir / "manifest.json").read_text(encoding="utf-8"))
         with (version_dir / "items.jsonl").open(encoding="utf-8") as fh:
             items = [Item.model_validate_json(line) for line in fh if line.strip()]
     except (OSError, ValueError) as exc:
         raise StoreError(f"cannot read dataset at {version_dir}: {exc}") from None
-    if manifest.get("fake"):
+    if manifest.fake:
         real = _newest(version_dir.parent, False)
         warnings.warn(
             f"{version_dir} is FAKE DATA (templated text from the fake provider, for tests and demos)"
