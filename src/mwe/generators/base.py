@@ -13,13 +13,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .._registry import Registry
 from ..items import Candidate, Layout, Rejection
 from ..providers.base import ChatRequest, ClassifyRequest, Completion, CompletionRequest
 
 if TYPE_CHECKING:
     from ..spec import Example, ThreatModel
 
-__all__ = ["Generator", "generator", "get_generator", "known_formats", "sample_seed"]
+__all__ = ["FORMATS", "Generator", "generator", "get_generator", "known_formats", "sample_seed"]
 
 
 def sample_seed(seed: int, *parts: object) -> int:
@@ -142,27 +143,25 @@ class Generator(ABC):
         """Set the matching option from label probabilities (only called after label_requests)."""
 
 
-_REGISTRY: dict[str, type[Generator]] = {}
+FORMATS: Registry[type[Generator]] = Registry(
+    "format", "mwe.formats", modules=("mwe.generators.mcq", "mwe.generators.open_ended", "mwe.generators.persona")
+)
+"""Generator classes by the spec `format` they serve; the built-in modules register on first use."""
 
 
 def generator(name: str) -> Callable[[type[Generator]], type[Generator]]:
+    """Register a Generator class as the format `name` (sets its `name`)."""
+
     def wrap(cls: type[Generator]) -> type[Generator]:
         cls.name = name
-        _REGISTRY[name] = cls
-        return cls
+        return FORMATS.register(name, cls)
 
     return wrap
 
 
-def _load_builtins() -> None:
-    from . import mcq, open_ended, persona  # noqa: F401 - each registers itself
-
-
 def known_formats() -> list[str]:
-    _load_builtins()
-    return sorted(_REGISTRY)
+    return FORMATS.names()
 
 
 def get_generator(name: str) -> type[Generator]:
-    _load_builtins()
-    return _REGISTRY[name]
+    return FORMATS.resolve(name)
