@@ -39,6 +39,7 @@ class Registry(Mapping[str, T], Generic[T]):
         *,
         modules: tuple[str, ...] = (),
         lazy: Mapping[str, str] | None = None,
+        adopt: Callable[[str, T], T] | None = None,
     ) -> None:
         self.kind = kind
         """What the names name, for messages ("provider", "export format")."""
@@ -49,6 +50,8 @@ class Registry(Mapping[str, T], Generic[T]):
         self._items: dict[str, T | str] = dict(lazy or {})
         """A value that is still a str is a "module:attr" reference not imported yet."""
         self._loaded = False
+        self._adopt = adopt
+        """Called with (name, object) on registration: provider and format classes learn their name."""
 
     # --- registering ------------------------------------------------------------------------
     @overload
@@ -59,14 +62,18 @@ class Registry(Mapping[str, T], Generic[T]):
         """Add `obj` under `name` (a later registration of the same name replaces it); without
         `obj`, a decorator."""
         if obj is not None:
-            self._items[name] = obj
-            return obj
+            return self._add(name, obj)
 
         def wrap(o: T) -> T:
-            self._items[name] = o
-            return o
+            return self._add(name, o)
 
         return wrap
+
+    def _add(self, name: str, obj: T) -> T:
+        if self._adopt is not None:
+            obj = self._adopt(name, obj)
+        self._items[name] = obj
+        return obj
 
     def unregister(self, name: str) -> None:
         """Remove `name` (tests that register a toy plugin clean up with this)."""
@@ -91,7 +98,7 @@ class Registry(Mapping[str, T], Generic[T]):
                     "fix or uninstall that package"
                 ) from None
             if not isinstance(obj, ModuleType):
-                self._items[ep.name] = obj
+                self._add(ep.name, obj)
 
     def _resolved(self, name: str, value: T | str) -> T:
         if not isinstance(value, str):

@@ -143,20 +143,24 @@ class Generator(ABC):
         """Set the matching option from label probabilities (only called after label_requests)."""
 
 
+def _named(name: str, cls: type[Generator]) -> type[Generator]:
+    cls.name = name
+    return cls
+
+
 FORMATS: Registry[type[Generator]] = Registry(
-    "format", "mwe.formats", modules=("mwe.generators.mcq", "mwe.generators.open_ended", "mwe.generators.persona")
+    "format",
+    "mwe.formats",
+    modules=("mwe.generators.mcq", "mwe.generators.open_ended", "mwe.generators.persona"),
+    adopt=_named,
 )
-"""Generator classes by the spec `format` they serve; the built-in modules register on first use."""
+"""Generator classes by the spec `format` they serve (a class learns its `name` when registered);
+the built-in modules register on first use."""
 
 
 def generator(name: str) -> Callable[[type[Generator]], type[Generator]]:
-    """Register a Generator class as the format `name` (sets its `name`)."""
-
-    def wrap(cls: type[Generator]) -> type[Generator]:
-        cls.name = name
-        return FORMATS.register(name, cls)
-
-    return wrap
+    """Register a Generator class as the format `name`."""
+    return FORMATS.register(name)
 
 
 def known_formats() -> list[str]:

@@ -327,6 +327,11 @@ class Provider(ABC):
         """Release model memory or connections."""
 
 
+def _named(name: str, cls: type[Provider]) -> type[Provider]:
+    cls.name = name
+    return cls
+
+
 PROVIDERS: Registry[type[Provider]] = Registry(
     "provider",
     "mwe.providers",
@@ -337,19 +342,15 @@ PROVIDERS: Registry[type[Provider]] = Registry(
         "openai": "mwe.providers.openai:OpenAIProvider",
         "openai-compatible": "mwe.providers.openai:OpenAICompatibleProvider",
     },
+    adopt=_named,
 )
-"""Provider classes by the name users type before the first `/`. Built-ins are imported on first
-use (a provider module imports no SDK at import time)."""
+"""Provider classes by the name users type before the first `/` (a class learns its `name` when
+registered). Built-ins are imported on first use (a provider module imports no SDK at import time)."""
 
 
 def provider(name: str) -> Callable[[type[Provider]], type[Provider]]:
-    """Register a Provider class under `name` (the part before the first `/`); sets its `name`."""
-
-    def wrap(cls: type[Provider]) -> type[Provider]:
-        cls.name = name
-        return PROVIDERS.register(name, cls)
-
-    return wrap
+    """Register a Provider class under `name` (the part before the first `/`)."""
+    return PROVIDERS.register(name)
 
 
 def registered_providers() -> list[str]:
