@@ -254,3 +254,38 @@ def test_formats_and_embedders_read_the_same_registry() -> None:
         "openai-compatible/<model>",
         "sentence-transformers/<name>",
     ]
+
+
+def test_a_format_registered_from_a_test_file_is_accepted_built_and_exported(
+    toy: type[ToyProvider], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A format plugin here reuses the mcq prompts and parser under its own name: the spec accepts
+    it, the build asks its generator, and the export writes its items."""
+    import yaml
+
+    from mwe.generators import generator
+    from mwe.generators.base import FORMATS
+    from mwe.generators.mcq import McqGenerator
+    from mwe.spec import find_spec
+
+    class ToyFormat(McqGenerator):
+        """mcq's prompts and parser under another format name."""
+
+    spec = yaml.safe_load(find_spec("power-seeking").read_text())
+    spec["formats"] = ["toy-mcq"]
+    spec["examples"] = [dict(e, format="toy-mcq") for e in spec["examples"] if e.get("format", "mcq") == "mcq"]
+    (tmp_path / "toy.yaml").write_text(yaml.safe_dump(spec))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(mwe.SpecError, match="unknown format 'toy-mcq'"):
+        mwe.load_spec("toy.yaml")
+    generator("toy-mcq")(ToyFormat)
+    try:
+        ds = mwe.generate("toy.yaml", n=4, model="toy/toy-1", out="gen", use_cache=False)
+        written = ds.export("inspect", "exp")
+    finally:
+        FORMATS.unregister("toy-mcq")
+    assert ToyFormat.name == "toy-mcq"
+    assert {i.format for i in ds} == {"toy-mcq"} and len(ds) == 4
+    rows = [json.loads(line) for line in (tmp_path / "exp" / "mcq.jsonl").read_text().splitlines()]
+    assert [r["metadata"]["format"] for r in rows] == ["toy-mcq"] * 4
+    assert Path("exp/task.py") in written
