@@ -195,6 +195,26 @@ def test_a_registry_lookup_miss_lists_the_names() -> None:
         get_provider("nope/model")
 
 
+WIDGETS: Registry[float] = Registry("widget", "mwe.test-widgets")
+
+
+def test_an_entry_point_to_an_object_is_registered_and_one_to_a_module_registers_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mwe._registry as registry
+
+    site = _plugin_package(tmp_path, "[mwe.test-widgets]\ntau = math:tau\nmore = widget_plugin\n")
+    (site / "widget_plugin.py").write_text(f"from {__name__} import WIDGETS\n\nWIDGETS.register('nine', 9.0)\n")
+    monkeypatch.syspath_prepend(str(site))
+    registry._installed.cache_clear()
+    try:
+        assert WIDGETS.names() == ["nine", "tau"]  # not "more": the module registered what it has
+        assert WIDGETS.resolve("tau") == pytest.approx(6.283185, abs=1e-6)
+        assert WIDGETS["nine"] == 9.0
+    finally:
+        registry._installed.cache_clear()
+
+
 def _plugin_package(root: Path, entry_points: str) -> Path:
     """An installed distribution as importlib.metadata finds it: a dist-info folder on the path."""
     info = root / "mwe_toy_plugin-0.1.dist-info"
