@@ -48,14 +48,8 @@ from inspect_ai.tool import ToolChoice, ToolInfo
 
 from .costs import estimate_tokens
 from .errors import ProviderError, UsageError
-from .providers.base import (
-    CompletionRequest,
-    Provider,
-    ProviderSettings,
-    get_provider,
-    provider_class,
-    registered_providers,
-)
+from .providers._registry import get_provider, provider_class, registered_providers
+from .providers.base import CompletionRequest, Provider, ProviderSettings
 from .providers.local import LocalProvider
 from .providers.openai import OpenAIProvider
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from .config import model_config
 from .errors import CostLimitReached
+from .providers._registry import provider_class
 from .providers._usage import StageUsage, estimate_tokens, request_size
-from .providers.base import Price, provider_class
+from .providers.base import Price
 
 __all__ = ["CostGuard", "Price", "StageUsage", "estimate_tokens", "price_for", "request_size"]
 

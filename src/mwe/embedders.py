@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 from ._registry import Registry
 from .errors import MissingDependency, UsageError
-from .providers.base import PROVIDERS, provider_class, registered_providers
+from .providers._registry import PROVIDERS, provider_class, registered_providers
 
 __all__ = ["EMBEDDERS", "Embedder", "get_embedder", "known_embedders"]
 

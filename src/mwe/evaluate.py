@@ -19,7 +19,7 @@ from .costs import estimate_tokens, price_for
 from .errors import CostLimitReached, MissingDependency, ProviderError, UsageError
 from .items import Dataset
 from .metrics import Estimate, GapReport, PerezItem, PerezReport, bootstrap, perez
-from .providers.base import provider_class
+from .providers._registry import provider_class
 from .store import load
 
 __all__ = ["EvalPlan", "EvalSummary", "inspect_model", "plan", "run", "summarise"]

@@ -1,7 +1,7 @@
 """Model providers: `get_provider("local" | "fake" | "anthropic/…" | "openai/…" | "openai-compatible/…")`."""
 
+from ._registry import PROVIDERS, get_provider, provider, provider_class, registered_providers
 from .base import (
-    PROVIDERS,
     ChatRequest,
     ClassifyRequest,
     Completion,
@@ -11,10 +11,6 @@ from .base import (
     Progress,
     Provider,
     ProviderSettings,
-    get_provider,
-    provider,
-    provider_class,
-    registered_providers,
 )
 
 __all__ = [

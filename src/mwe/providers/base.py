@@ -1,10 +1,10 @@
-"""The provider seam: requests in, text or option probabilities out, plus the registry.
+"""The provider seam: requests in, text or option probabilities out, and what a request costs.
 
 Providers are the only modules that import model SDKs, inside their methods, so `import mwe`
 stays fast and a missing extra becomes a clear error. A provider class carries what mwe needs to
 know about it (prices, prompt-cache price factors, key variable, log-probability and embedding
-support, its Inspect model name), so a new provider is one class registered under one name:
-`@provider("name")` in code, or an entry point in the `mwe.providers` group from another package.
+support, its Inspect model name), so a new provider is one class registered under one name
+(providers/_registry.py).
 """
 
 from __future__ import annotations
@@ -20,11 +20,9 @@ from typing import Any, ClassVar, TypedDict
 
 from pydantic import BaseModel
 
-from .._registry import Registry
-from ..errors import ProviderError, UsageError
+from ..errors import ProviderError
 
 __all__ = [
-    "PROVIDERS",
     "ChatRequest",
     "ClassifyRequest",
     "Completion",
@@ -35,10 +33,6 @@ __all__ = [
     "Provider",
     "ProviderSettings",
     "TokenUsage",
-    "get_provider",
-    "provider",
-    "provider_class",
-    "registered_providers",
 ]
 
 Progress = Callable[[int], None]
@@ -325,48 +319,3 @@ class Provider(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, most providers hold nothing
         """Release model memory or connections."""
-
-
-def _named(name: str, cls: type[Provider]) -> type[Provider]:
-    cls.name = name
-    return cls
-
-
-PROVIDERS: Registry[type[Provider]] = Registry(
-    "provider",
-    "mwe.providers",
-    lazy={
-        "fake": "mwe.providers.fake:FakeProvider",
-        "local": "mwe.providers.local:LocalProvider",
-        "anthropic": "mwe.providers.anthropic:AnthropicProvider",
-        "openai": "mwe.providers.openai:OpenAIProvider",
-        "openai-compatible": "mwe.providers.openai:OpenAICompatibleProvider",
-    },
-    adopt=_named,
-)
-"""Provider classes by the name users type before the first `/` (a class learns its `name` when
-registered). Built-ins are imported on first use (a provider module imports no SDK at import time)."""
-
-
-def provider(name: str) -> Callable[[type[Provider]], type[Provider]]:
-    """Register a Provider class under `name` (the part before the first `/`)."""
-    return PROVIDERS.register(name)
-
-
-def registered_providers() -> list[str]:
-    return PROVIDERS.names()
-
-
-def provider_class(label: str) -> type[Provider] | None:
-    """The class of the provider a model name ("provider/model") names, or None if none does."""
-    return PROVIDERS.get(label.partition("/")[0])
-
-
-def get_provider(spec: str, settings: ProviderSettings | None = None) -> Provider:
-    """Resolve "provider/model" (or a bare "local"/"fake") to a provider instance. Nothing is sent
-    and no key is read here (a dry run builds providers too); `check_ready` does that."""
-    name, _, model = spec.partition("/")
-    if name not in PROVIDERS:
-        known = ", ".join(PROVIDERS.names())
-        raise UsageError(f"unknown model {spec!r}: the provider {name!r} is not one of {known}")
-    return PROVIDERS[name].create(model or name, settings or ProviderSettings())
