@@ -13,7 +13,7 @@ long answers (`--drift`: item i of a generated batch is faulty with probability 
 - mwe: `mwe.generate(...)` with the spec's defaults (response cache off, so every request is paid).
 
 Both apply the rubric judge and the label check to every kept item (checked below). Prices are
-the list prices of src/mwe/costs.py: paid input = uncached input + cache writes and reads at their
+the list prices on mwe's provider classes (`Provider.prices`): paid input = uncached input + cache writes and reads at their
 multiples; cost adds output. Then a sweep of items per request (generation; judge and label)
 shows the rejection share and the cost per kept item each size gives, which set the defaults.
 

@@ -1,4 +1,5 @@
-"""mwe's models as Inspect models: `--model mwe/local`, `mwe/openai/<model>`, `mwe/openai-compatible/<name>`.
+"""mwe's models as Inspect models: `--model mwe/local`, `mwe/openai/<model>`, `mwe/openai-compatible/<name>`,
+and `mwe/<provider>/<model>` for any other registered text-completion provider (sampled).
 
 - `mwe/local`, the embedded Gemma 3 270M through llama.cpp. It is a *base* model, so chat
   messages are rendered as the Perez-style dialogue it continues ("Human: … / Assistant: …"); a
@@ -46,9 +47,11 @@ from inspect_ai.model import (
 from inspect_ai.tool import ToolChoice, ToolInfo
 
 from .costs import estimate_tokens
-from .errors import UsageError
-from .providers.base import CompletionRequest, ProviderSettings, get_provider
+from .errors import ProviderError, UsageError
+from .providers._registry import get_provider, provider_class, registered_providers
+from .providers.base import CompletionRequest, Provider, ProviderSettings
 from .providers.local import LocalProvider
+from .providers.openai import OpenAIProvider
 
 __all__ = ["MweModel", "render"]
 
@@ -103,16 +106,26 @@ class MweModel(ModelAPI):
         """False once the server has said it has no /v1/completions."""
         self.logprobs_refused: str | None = None
         """The server's words when it refused log-probabilities: later answers are sampled."""
+        self._sampler: Provider | None = None
+        """Any other mwe provider with text completion: answers are sampled through `complete`."""
+        cls = provider_class(model_name)
+        settings = ProviderSettings(base_url=base_url, api_key_env=api_key_env)
         if model_name == "local":
             self._local = LocalProvider()
-        elif model_name.split("/", 1)[0] in ("openai", "openai-compatible"):
+            self._sampler = self._local
+        elif cls is not None and issubclass(cls, OpenAIProvider):
             # the provider reads the key from the environment (api_key_env or its default variable)
-            self._api = get_provider(model_name, ProviderSettings(base_url=base_url, api_key_env=api_key_env))
+            self._api = get_provider(model_name, settings)
             self._api.check_ready()  # a missing key or base URL stops here, before any sample runs
+        elif cls is not None and not cls.chat:
+            cls.inspect_model(model_name.partition("/")[2] or model_name)  # one that cannot answer says so
+            self._sampler = get_provider(model_name, settings)
+            self._sampler.check_ready()
         else:
             raise UsageError(
-                f"mwe/{model_name}: mwe's Inspect models are mwe/local, mwe/openai/<model> and "
-                "mwe/openai-compatible/<name>; use Inspect's own names for other providers"
+                f"mwe/{model_name}: mwe's Inspect models are mwe/local, mwe/openai/<model>, "
+                "mwe/openai-compatible/<name> and mwe/<provider>/<model> for a text-completion provider "
+                f"({', '.join(registered_providers())}); use Inspect's own names for other providers"
             )
 
     def max_connections(self) -> int:
@@ -137,7 +150,7 @@ class MweModel(ModelAPI):
     ) -> ModelOutput:
         if self._api is not None:
             return await self._chat(input, config)
-        return await self._embedded(input, config)
+        return await self._completion(input, config)
 
     async def _chat(self, input: list[ChatMessage], config: GenerateConfig) -> ModelOutput:
         import openai
@@ -242,12 +255,15 @@ class MweModel(ModelAPI):
             usage=ModelUsage(input_tokens=tin, output_tokens=tout, total_tokens=tin + tout),
         )
 
-    async def _embedded(self, input: list[ChatMessage], config: GenerateConfig) -> ModelOutput:
-        assert self._local is not None
+    async def _completion(self, input: list[ChatMessage], config: GenerateConfig) -> ModelOutput:
+        """The rendered dialogue continued by a text-completion provider: greedy with top
+        log-probabilities from the embedded model when asked, else sampled (then `mwe eval`
+        counts k answers)."""
+        assert self._sampler is not None
         prompt = render(input)
         max_tokens = config.max_tokens or 256
         logprobs = None
-        if config.logprobs:
+        if config.logprobs and self._local is not None:
             n_prompt, positions = await asyncio.to_thread(
                 self._local.greedy_logprobs, prompt, max_tokens, config.top_logprobs or 1
             )
@@ -263,8 +279,10 @@ class MweModel(ModelAPI):
                 stop=STOP,
                 seed=config.seed if config.seed is not None else next(self._seeds),
             )
-            done = (await asyncio.to_thread(self._local.complete, [req]))[0]
+            done = (await asyncio.to_thread(self._sampler.complete, [req]))[0]
+            if done.failed:
+                raise ProviderError(f"mwe/{self.model_name}: {done.error}")
             text, tin, tout = done.text, done.input_tokens, done.output_tokens
         for stop in STOP:
             text = text.split(stop)[0]
-        return self._output(text, logprobs, tin, tout, "mwe/local")
+        return self._output(text, logprobs, tin, tout, f"mwe/{self.model_name}")

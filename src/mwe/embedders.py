@@ -28,9 +28,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from ._registry import Registry
 from .errors import MissingDependency, UsageError
+from .providers._registry import PROVIDERS, provider_class, registered_providers
 
-__all__ = ["Embedder", "get_embedder", "known_embedders"]
+__all__ = ["EMBEDDERS", "Embedder", "get_embedder", "known_embedders"]
 
 Vectors = Any
 """A scipy CSR matrix (sparse embedders) or a float32 numpy array (dense), rows L2-normalised."""
@@ -45,6 +47,8 @@ class Embedder(ABC):
     stateless: ClassVar[bool] = False
     """True when `fit` learns nothing, so one instance can serve dedup and the guard."""
     default_threshold: ClassVar[float]
+    takes_model: ClassVar[bool] = False
+    """Names a family used as `<name>/<model>` (sentence-transformers/<name>)."""
 
     def __init__(self, label: str) -> None:
         self.label = label
@@ -123,7 +127,8 @@ class SvdEmbedder(Embedder):
 
 
 class ApiEmbedder(Embedder):
-    """Embeddings from a provider's API (`openai/...` or `openai-compatible/...`), through an engine."""
+    """Embeddings from a provider's API (`openai/...`, `openai-compatible/...`: any provider with
+    `supports_embeddings`), through an engine."""
 
     name = "api"
     dense = True
@@ -141,6 +146,7 @@ class ApiEmbedder(Embedder):
 
 class SentenceTransformerEmbedder(Embedder):
     name = "sentence-transformers"
+    takes_model = True
     dense = True
     stateless = True
     default_threshold = 0.9
@@ -163,32 +169,44 @@ class SentenceTransformerEmbedder(Embedder):
         return _unit(self._model.encode(texts, batch_size=64, normalize_embeddings=True))
 
 
-_LOCAL: dict[str, type[Embedder]] = {e.name: e for e in (TfidfEmbedder, CharTfidfEmbedder, SvdEmbedder)}
-_API_PROVIDERS = ("openai", "openai-compatible")
+EMBEDDERS: Registry[type[Embedder]] = Registry("embedder", "mwe.embedders")
+"""Embedder classes by name. A class with `takes_model` names a family, used as `<name>/<model>`.
+API embedders are not registered here: any provider with `supports_embeddings` is one."""
+for _cls in (TfidfEmbedder, CharTfidfEmbedder, SvdEmbedder, SentenceTransformerEmbedder):
+    EMBEDDERS.register(_cls.name, _cls)
+
+
+def _api_providers() -> list[str]:
+    return [p for p in registered_providers() if PROVIDERS[p].supports_embeddings]
 
 
 def known_embedders() -> list[str]:
-    return [*_LOCAL, "openai/<model>", "openai-compatible/<model>", "sentence-transformers/<name>"]
+    plain = [n for n in EMBEDDERS if not EMBEDDERS[n].takes_model]
+    families = [f"{n}/<name>" for n in EMBEDDERS if EMBEDDERS[n].takes_model]
+    return [*plain, *(f"{p}/<model>" for p in _api_providers()), *families]
 
 
 def check_name(name: str) -> str:
     """The name if it names an embedder (spec validation: nothing is loaded here)."""
     head, _, rest = name.partition("/")
-    if name in _LOCAL or (rest and head in (*_API_PROVIDERS, "sentence-transformers")):
+    if name in EMBEDDERS and not EMBEDDERS[name].takes_model:
+        return name
+    if rest and (is_api(name) or (head in EMBEDDERS and EMBEDDERS[head].takes_model)):
         return name
     raise ValueError(f"unknown embedder {name!r}; known: {', '.join(known_embedders())}")
 
 
 def is_api(name: str) -> bool:
     """True for embedders that call a paid API (their vectors go through the response cache)."""
-    return name.partition("/")[0] in _API_PROVIDERS
+    cls = provider_class(name)
+    return cls is not None and cls.supports_embeddings
 
 
 def _class_of(name: str) -> type[Embedder]:
     check_name(name)
-    if name in _LOCAL:
-        return _LOCAL[name]
-    return ApiEmbedder if is_api(name) else SentenceTransformerEmbedder
+    if is_api(name):
+        return ApiEmbedder
+    return EMBEDDERS[name.partition("/")[0] if "/" in name else name]
 
 
 def default_threshold(name: str) -> float:

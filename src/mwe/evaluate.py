@@ -19,32 +19,39 @@ from .costs import estimate_tokens, price_for
 from .dataset import Dataset
 from .errors import CostLimitReached, MissingDependency, ProviderError, UsageError
 from .metrics import Estimate, GapReport, PerezItem, PerezReport, bootstrap, perez
+from .providers._registry import provider_class
 from .store import load
 
 __all__ = ["EvalPlan", "EvalSummary", "inspect_model", "plan", "run", "summarise"]
 
 _INSTALL = "pip install 'mwe[eval]'"
-NO_LOGPROBS = ("anthropic/", "google/", "bedrock/")
-"""Providers whose APIs return no log-probabilities: these are sampled (k answers per item)."""
+INSPECT_NO_LOGPROBS = ("google/", "bedrock/")
+"""Inspect's own providers (not mwe's) whose APIs return no log-probabilities: these are sampled.
+For mwe's providers the class says (`Provider.inspect_logprobs`)."""
 
 
 def inspect_model(model: str) -> str:
-    """mwe's model names as Inspect's: the embedded model is `mwe/local` there, and OpenAI and
-    OpenAI-compatible models go through mwe's client (`mwe/openai/…`; see mwe._inspect_model)."""
-    if model in ("local", "local/gemma-3-270m"):
-        return "mwe/local"
-    if model.startswith(("openai/", "openai-compatible/")):
-        return f"mwe/{model}"
-    if model == "fake" or model.startswith("fake/"):
-        raise UsageError(
-            "the fake provider writes test data and cannot answer an eval: use --model local (the embedded "
-            "model, offline) or Inspect's mockllm/model"
-        )
-    return model
+    """mwe's model names as Inspect's, as the provider class names them (`Provider.inspect_model`:
+    the embedded model is `mwe/local`, OpenAI models go through mwe's client as `mwe/openai/…`).
+    A name no mwe provider claims is Inspect's own and passes unchanged."""
+    cls = provider_class(model)
+    if cls is None:
+        return model
+    name, _, rest = model.partition("/")
+    return cls.inspect_model(rest or name)
 
 
-def _price_label(model: str) -> str:
+def _mwe_name(model: str) -> str:
+    """The mwe model name behind an Inspect name (`mwe/openai/x` -> `openai/x`)."""
     return model.removeprefix("mwe/")
+
+
+def _logprobs(inspect_name: str) -> bool:
+    """Whether the Inspect model `inspect_name` gives top log-probabilities."""
+    cls = provider_class(_mwe_name(inspect_name))
+    if cls is not None:
+        return cls.inspect_logprobs
+    return not inspect_name.startswith(INSPECT_NO_LOGPROBS)
 
 
 @dataclass(frozen=True)
@@ -92,12 +99,12 @@ def plan(
 
     def asks(name: str) -> tuple[int, int, str]:
         """Calls and answer tokens per option question, and how the option is read."""
-        if name.startswith(NO_LOGPROBS):
+        if not _logprobs(name):
             return 1 + k, ANSWER_TOKENS + k * SAMPLE_TOKENS, f"{k} samples per item at temperature 1"
         return 1, ANSWER_TOKENS, "top-20 log-probabilities"
 
     def cost(label: str, tin: int, tout: int) -> float | None:
-        price = price_for(_price_label(label))
+        price = price_for(_mwe_name(label))
         return None if price is None else price.bound(tin, tout)
 
     plans = []

@@ -20,24 +20,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._inspect_task import task_source
+from ._registry import Registry
 from .errors import StoreError, UsageError
 from .items import LETTERS, Item
 
 if TYPE_CHECKING:
     from .dataset import Dataset  # Dataset.export calls into this module: it stands above it
 
-__all__ = ["EXPORTERS", "criterion", "default_out", "export", "flat_row", "inline_question"]
+__all__ = ["EXPORTERS", "criterion", "default_out", "export", "exporter", "flat_row", "inline_question"]
 
 Exporter = Callable[["Dataset", Path], list[Path]]
-EXPORTERS: dict[str, Exporter] = {}
+"""Writes a dataset into a folder (already created) and returns the files it wrote."""
+EXPORTERS: Registry[Exporter] = Registry("export format", "mwe.exporters")
 
 
 def exporter(name: str) -> Callable[[Exporter], Exporter]:
-    def wrap(fn: Exporter) -> Exporter:
-        EXPORTERS[name] = fn
-        return fn
-
-    return wrap
+    """Register an exporter under the `--format` name users give `mwe export`."""
+    return EXPORTERS.register(name)
 
 
 def default_out(ds: Dataset, fmt: str) -> Path:
@@ -47,13 +46,12 @@ def default_out(ds: Dataset, fmt: str) -> Path:
 
 def export(ds: Dataset, fmt: str, out: str | Path | None = None) -> list[Path]:
     """Write `ds` in layout `fmt` to the folder `out` (created); return the files written."""
-    if fmt not in EXPORTERS:
-        raise UsageError(f"unknown export format {fmt!r}; known: {', '.join(sorted(EXPORTERS))}")
+    write = EXPORTERS.resolve(fmt)
     folder = Path(out) if out is not None else default_out(ds, fmt)
     ds.check_outside(folder, "exports")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        return EXPORTERS[fmt](ds, folder)
+        return write(ds, folder)
     except OSError as exc:
         raise StoreError.of(exc, "cannot write the export to", exc.filename or folder, "choose another --out") from None
 

@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from .._refusal import looks_like_refusal
+from .._registry import Registry
 from ..items import Candidate, Rejection, normalise
 
 if TYPE_CHECKING:
@@ -62,7 +63,9 @@ class RuleContext:
 
 
 Rule = Callable[[Candidate, RuleContext], str | None]
-RULES: dict[str, Rule] = {}
+RULES: Registry[Rule] = Registry("rule", "mwe.rules")
+"""Rules in the order they run; a plugin's rule (entry point group `mwe.rules`) runs before labelling
+unless its module registers it with `@rule(name, after_label=True)`."""
 AFTER_LABEL: set[str] = set()
 
 MIN_QUESTION = 20
@@ -114,10 +117,9 @@ def rule(name: str, after_label: bool = False) -> Callable[[Rule], Rule]:
     the label check has set `label_confidence`."""
 
     def wrap(fn: Rule) -> Rule:
-        RULES[name] = fn
         if after_label:
             AFTER_LABEL.add(name)
-        return fn
+        return RULES.register(name, fn)
 
     return wrap
 

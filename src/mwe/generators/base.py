@@ -13,13 +13,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .._registry import Registry
 from ..items import Candidate, Layout, Rejection
 from ..providers.base import ChatRequest, ClassifyRequest, Completion, CompletionRequest
 
 if TYPE_CHECKING:
     from ..spec import Example, ThreatModel
 
-__all__ = ["Generator", "generator", "get_generator", "known_formats", "sample_seed"]
+__all__ = ["FORMATS", "Generator", "generator", "get_generator", "known_formats", "sample_seed"]
 
 
 def sample_seed(seed: int, *parts: object) -> int:
@@ -142,25 +143,29 @@ class Generator(ABC):
         """Set the matching option from label probabilities (only called after label_requests)."""
 
 
-_REGISTRY: dict[str, type[Generator]] = {}
+def _named(name: str, cls: type[Generator]) -> type[Generator]:
+    cls.name = name
+    return cls
+
+
+FORMATS: Registry[type[Generator]] = Registry(
+    "format",
+    "mwe.formats",
+    modules=("mwe.generators.mcq", "mwe.generators.open_ended", "mwe.generators.persona"),
+    adopt=_named,
+)
+"""Generator classes by the spec `format` they serve (a class learns its `name` when registered);
+the built-in modules register on first use."""
 
 
 def generator(name: str) -> Callable[[type[Generator]], type[Generator]]:
-    def wrap(cls: type[Generator]) -> type[Generator]:
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return wrap
-
-
-# The built-in formats register themselves when the package's __init__ imports them, which Python
-# runs before any module of the package, this one included, can be imported.
+    """Register a Generator class as the format `name`."""
+    return FORMATS.register(name)
 
 
 def known_formats() -> list[str]:
-    return sorted(_REGISTRY)
+    return FORMATS.names()
 
 
 def get_generator(name: str) -> type[Generator]:
-    return _REGISTRY[name]
+    return FORMATS.resolve(name)

@@ -29,9 +29,9 @@ from typing import Any, ClassVar, TypeVar
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from .._secrets import redact, register_secret
-from ..costs import StageUsage, request_size
 from ..errors import AuthError, CostLimitReached, ProviderError
 from ._concurrency import AdaptiveConcurrency
+from ._usage import StageUsage, request_size
 from .base import (
     ChatRequest,
     ClassifyRequest,
@@ -129,10 +129,12 @@ class ApiProvider(Provider):
     """Base for providers reached over HTTP. Subclasses build the SDK client and make one call."""
 
     chat: ClassVar[bool] = True
-    key_env: ClassVar[str] = ""
-    """Environment variable holding the key, unless the user names another with --api-key-env."""
     needs_key: ClassVar[bool] = True
     default_concurrency: ClassVar[int] = 8
+
+    @classmethod
+    def create(cls, model: str, settings: ProviderSettings) -> Provider:
+        return cls(model, settings)
 
     def __init__(self, model: str, settings: ProviderSettings) -> None:
         super().__init__(model)

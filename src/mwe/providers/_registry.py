@@ -1,40 +1,60 @@
-"""Built-in provider factories. Each imports its implementation lazily (and so its SDK)."""
+"""Provider classes by name, and "provider/model" strings resolved to provider instances.
+
+A new provider is one Provider subclass registered under one name: `@provider("name")` in code,
+or an entry point in the `mwe.providers` group of another package (loaded on first lookup).
+"""
 
 from __future__ import annotations
 
-from .base import Provider, ProviderSettings, provider
+from collections.abc import Callable
+
+from .._registry import Registry
+from ..errors import UsageError
+from .base import Provider, ProviderSettings
+
+__all__ = ["PROVIDERS", "get_provider", "provider", "provider_class", "registered_providers"]
 
 
-@provider("fake")
-def _fake(model: str, settings: ProviderSettings) -> Provider:
-    from .fake import FakeProvider
-
-    return FakeProvider(model)
+def _named(name: str, cls: type[Provider]) -> type[Provider]:
+    cls.name = name
+    return cls
 
 
-@provider("local")
-def _local(model: str, settings: ProviderSettings) -> Provider:
-    from .local import LocalProvider
-
-    return LocalProvider(model)
-
-
-@provider("anthropic")
-def _anthropic(model: str, settings: ProviderSettings) -> Provider:
-    from .anthropic import AnthropicProvider
-
-    return AnthropicProvider(model, settings)
-
-
-@provider("openai")
-def _openai(model: str, settings: ProviderSettings) -> Provider:
-    from .openai import OpenAIProvider
-
-    return OpenAIProvider(model, settings)
+PROVIDERS: Registry[type[Provider]] = Registry(
+    "provider",
+    "mwe.providers",
+    lazy={
+        "fake": "mwe.providers.fake:FakeProvider",
+        "local": "mwe.providers.local:LocalProvider",
+        "anthropic": "mwe.providers.anthropic:AnthropicProvider",
+        "openai": "mwe.providers.openai:OpenAIProvider",
+        "openai-compatible": "mwe.providers.openai:OpenAICompatibleProvider",
+    },
+    adopt=_named,
+)
+"""Provider classes by the name users type before the first `/` (a class learns its `name` when
+registered). Built-ins are imported on first use (a provider module imports no SDK at import time)."""
 
 
-@provider("openai-compatible")
-def _openai_compatible(model: str, settings: ProviderSettings) -> Provider:
-    from .openai import OpenAICompatibleProvider
+def provider(name: str) -> Callable[[type[Provider]], type[Provider]]:
+    """Register a Provider class under `name` (the part before the first `/`)."""
+    return PROVIDERS.register(name)
 
-    return OpenAICompatibleProvider(model, settings)
+
+def registered_providers() -> list[str]:
+    return PROVIDERS.names()
+
+
+def provider_class(label: str) -> type[Provider] | None:
+    """The class of the provider a model name ("provider/model") names, or None if none does."""
+    return PROVIDERS.get(label.partition("/")[0])
+
+
+def get_provider(spec: str, settings: ProviderSettings | None = None) -> Provider:
+    """Resolve "provider/model" (or a bare "local"/"fake") to a provider instance. Nothing is sent
+    and no key is read here (a dry run builds providers too); `check_ready` does that."""
+    name, _, model = spec.partition("/")
+    if name not in PROVIDERS:
+        known = ", ".join(PROVIDERS.names())
+        raise UsageError(f"unknown model {spec!r}: the provider {name!r} is not one of {known}")
+    return PROVIDERS[name].create(model or name, settings or ProviderSettings())

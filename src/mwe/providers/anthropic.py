@@ -76,6 +76,20 @@ class AnthropicProvider(ApiProvider):
     name: ClassVar[str] = "anthropic"
     key_env: ClassVar[str] = "ANTHROPIC_API_KEY"
     supports_batch: ClassVar[bool] = True
+    prices: ClassVar[tuple[tuple[str, float, float], ...]] = (
+        ("claude-opus-4-5*", 5.0, 25.0),
+        ("claude-opus-4*", 15.0, 75.0),
+        ("claude-sonnet-4*", 3.0, 15.0),
+        ("claude-3-7-sonnet*", 3.0, 15.0),
+        ("claude-haiku-4*", 1.0, 5.0),
+        ("claude-3-5-haiku*", 0.8, 4.0),
+    )
+    """List prices (checked 2026-11); cache writes 1.25x and reads 0.1x the input price."""
+
+    @classmethod
+    def inspect_model(cls, model: str) -> str:
+        """Inspect's own Anthropic provider (its API gives no log-probabilities: `mwe eval` samples)."""
+        return f"anthropic/{model}"
 
     def _import_sdk(self) -> None:
         try:

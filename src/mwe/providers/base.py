@@ -1,11 +1,15 @@
-"""The provider seam: requests in, text or option probabilities out, plus the registry.
+"""The provider seam: requests in, text or option probabilities out, and what a request costs.
 
-Providers are the only modules that import model SDKs; each registers a factory that imports its
-SDK inside the call, so `import mwe` stays fast and a missing extra becomes a clear error.
+Providers are the only modules that import model SDKs, inside their methods, so `import mwe`
+stays fast and a missing extra becomes a clear error. A provider class carries what mwe needs to
+know about it (prices, prompt-cache price factors, key variable, log-probability and embedding
+support, its Inspect model name), so a new provider is one class registered under one name
+(providers/_registry.py).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 from abc import ABC, abstractmethod
@@ -16,7 +20,7 @@ from typing import Any, ClassVar, TypedDict
 
 from pydantic import BaseModel
 
-from ..errors import ProviderError, UsageError
+from ..errors import ProviderError
 
 __all__ = [
     "ChatRequest",
@@ -24,13 +28,11 @@ __all__ = [
     "Completion",
     "CompletionRequest",
     "OnResult",
+    "Price",
     "Progress",
     "Provider",
     "ProviderSettings",
     "TokenUsage",
-    "get_provider",
-    "provider",
-    "registered_providers",
 ]
 
 Progress = Callable[[int], None]
@@ -195,6 +197,36 @@ class Completion:
         )
 
 
+@dataclass(frozen=True)
+class Price:
+    """USD per million tokens; prompt-cache writes and reads are multiples of the input price,
+    a batch request a multiple of the whole request."""
+
+    input: float
+    output: float
+    cache_write: float = 1.25
+    cache_read: float = 0.1
+    batch_discount: float = 0.5
+    source: str = "built-in"
+
+    def cost(self, c: Completion) -> float:
+        usd = (
+            c.input_tokens * self.input
+            + c.cache_write_tokens * self.input * self.cache_write
+            + c.cache_read_tokens * self.input * self.cache_read
+            + c.output_tokens * self.output
+        ) / 1e6
+        return usd * (self.batch_discount if c.batch else 1.0)
+
+    def bound(self, input_tokens: int, output_tokens: int, batch: bool = False) -> float:
+        """The most a request can cost: every input token uncached, `max_tokens` written."""
+        usd = (input_tokens * self.input + output_tokens * self.output) / 1e6
+        return usd * (self.batch_discount if batch else 1.0)
+
+
+FREE = Price(0.0, 0.0, source="free")
+
+
 @dataclass
 class ProviderSettings:
     """What a user may set about a provider from the CLI, the API or the config file."""
@@ -212,18 +244,60 @@ class ProviderSettings:
 
 
 class Provider(ABC):
-    """A model behind one name. Capabilities are class attributes, as in simonw/llm."""
+    """A model behind one name. Capabilities and prices are class attributes, as in simonw/llm."""
 
     name: ClassVar[str]
     is_fake: ClassVar[bool] = False
     cacheable: ClassVar[bool] = True
     supports_logprobs: ClassVar[bool] = False
+    """`classify` reads option probabilities from log-probabilities (judge and label checks)."""
+    supports_embeddings: ClassVar[bool] = False
+    """`embed` works, so `<name>/<model>` is an embedder (dedup through the response cache)."""
+    inspect_logprobs: ClassVar[bool] = False
+    """Its Inspect model returns top log-probabilities, so `mwe eval` reads an option from them
+    instead of sampling k answers."""
     chat: ClassVar[bool] = False
     """True for chat models: generators send ChatRequests with a schema instead of completion text."""
     supports_batch: ClassVar[bool] = False
+    key_env: ClassVar[str] = ""
+    """Environment variable holding the key, unless the user names another with --api-key-env."""
+    free: ClassVar[bool] = False
+    """Costs nothing unless mwe.toml gives a price (the embedded and fake models, own servers)."""
+    prices: ClassVar[tuple[tuple[str, float, float], ...]] = ()
+    """(model glob, input, output): list prices in USD per million tokens, most specific first."""
+    cache_write_price: ClassVar[float] = 1.25
+    """A prompt-cache write as a multiple of the input price."""
+    cache_read_price: ClassVar[float] = 0.1
+    """A prompt-cache read as a multiple of the input price, unless `cache_read_prices` says otherwise."""
+    cache_read_prices: ClassVar[tuple[tuple[str, float], ...]] = ()
+    """(model glob, multiple): cache-read factors that depend on the model family."""
 
     def __init__(self, model: str) -> None:
         self.model = model
+
+    @classmethod
+    def create(cls, model: str, settings: ProviderSettings) -> Provider:
+        """The instance `get_provider` returns (providers that take settings override this)."""
+        return cls(model)
+
+    @classmethod
+    def price(cls, model: str) -> Price | None:
+        """The list price of `model`, or None when this provider does not know it."""
+        if cls.free:
+            return FREE
+        for pattern, i, o in cls.prices:
+            if fnmatch.fnmatchcase(model, pattern):
+                read = next(
+                    (r for p, r in cls.cache_read_prices if fnmatch.fnmatchcase(model, p)), cls.cache_read_price
+                )
+                return Price(i, o, cache_write=cls.cache_write_price, cache_read=read)
+        return None
+
+    @classmethod
+    def inspect_model(cls, model: str) -> str:
+        """Inspect's name for `model`: by default mwe's own Inspect model, `mwe/<name>/<model>`,
+        which samples through this provider's `complete` (see mwe._inspect_model)."""
+        return f"mwe/{cls.name}/{model}"
 
     @property
     def label(self) -> str:
@@ -254,33 +328,3 @@ class Provider(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, most providers hold nothing
         """Release model memory or connections."""
-
-
-Factory = Callable[[str, ProviderSettings], Provider]
-_REGISTRY: dict[str, Factory] = {}
-
-
-def provider(name: str) -> Callable[[Factory], Factory]:
-    """Register a factory `f(model, settings) -> Provider` under `name` (the part before the first `/`)."""
-
-    def wrap(factory: Factory) -> Factory:
-        _REGISTRY[name] = factory
-        return factory
-
-    return wrap
-
-
-def registered_providers() -> list[str]:
-    from . import _registry  # noqa: F401 - importing registers the built-in factories
-
-    return sorted(_REGISTRY)
-
-
-def get_provider(spec: str, settings: ProviderSettings | None = None) -> Provider:
-    """Resolve "provider/model" (or a bare "local"/"fake") to a provider instance. Nothing is sent
-    and no key is read here (a dry run builds providers too); `check_ready` does that."""
-    known = registered_providers()
-    name, _, model = spec.partition("/")
-    if name not in _REGISTRY:
-        raise UsageError(f"unknown model {spec!r}: the provider {name!r} is not one of {', '.join(known)}")
-    return _REGISTRY[name](model or name, settings or ProviderSettings())

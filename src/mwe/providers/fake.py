@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import ClassVar
 
+from ..errors import UsageError
 from .base import ClassifyRequest, Completion, CompletionRequest, OnResult, Provider
 
 __all__ = ["FakeProvider", "fake_item", "fake_open_ended", "fake_statement"]
@@ -182,6 +183,14 @@ class FakeProvider(Provider):
     is_fake: ClassVar[bool] = True
     cacheable: ClassVar[bool] = False
     supports_logprobs: ClassVar[bool] = True
+    free: ClassVar[bool] = True
+
+    @classmethod
+    def inspect_model(cls, model: str) -> str:
+        raise UsageError(
+            "the fake provider writes test data and cannot answer an eval: use --model local (the embedded "
+            "model, offline) or Inspect's mockllm/model"
+        )
 
     def __init__(
         self,

@@ -136,6 +136,13 @@ def model_path() -> str:
 class LocalProvider(Provider):
     name: ClassVar[str] = "local"
     supports_logprobs: ClassVar[bool] = True
+    inspect_logprobs: ClassVar[bool] = True
+    free: ClassVar[bool] = True
+
+    @classmethod
+    def inspect_model(cls, model: str) -> str:
+        """The embedded model is `mwe/local` in Inspect (see mwe._inspect_model)."""
+        return "mwe/local" if model in ("local", "gemma-3-270m") else f"local/{model}"
 
     def __init__(self, model: str = DEFAULT_MODEL, workers: int | None = None, n_ctx: int = 2048) -> None:
         super().__init__(DEFAULT_MODEL if model in ("", "local") else model)

@@ -86,6 +86,28 @@ class OpenAIProvider(ApiProvider):
     name: ClassVar[str] = "openai"
     key_env: ClassVar[str] = "OPENAI_API_KEY"
     supports_batch: ClassVar[bool] = True
+    supports_embeddings: ClassVar[bool] = True
+    inspect_logprobs: ClassVar[bool] = True
+    prices: ClassVar[tuple[tuple[str, float, float], ...]] = (
+        ("gpt-5-nano*", 0.05, 0.4),
+        ("gpt-5-mini*", 0.25, 2.0),
+        ("gpt-5*", 1.25, 10.0),
+        ("gpt-4.1-nano*", 0.1, 0.4),
+        ("gpt-4.1-mini*", 0.4, 1.6),
+        ("gpt-4.1*", 2.0, 8.0),
+        ("gpt-4o-mini*", 0.15, 0.6),
+        ("gpt-4o*", 2.5, 10.0),
+        ("o4-mini*", 1.1, 4.4),
+        ("o3*", 2.0, 8.0),
+        ("text-embedding-3-small", 0.02, 0.0),
+        ("text-embedding-3-large", 0.13, 0.0),
+    )
+    """List prices (checked 2026-11)."""
+    cache_write_price: ClassVar[float] = 1.0
+    """OpenAI does not charge for writing the prompt cache."""
+    cache_read_price: ClassVar[float] = 0.5
+    cache_read_prices: ClassVar[tuple[tuple[str, float], ...]] = (("gpt-5*", 0.1), ("gpt-4.1*", 0.25), ("o*", 0.25))
+    """Cached input as a share of the input price, by model family (gpt-4o and others: 0.5)."""
     token_param: ClassVar[str] = "max_completion_tokens"
 
     structured_default: ClassVar[str] = "tools"
@@ -230,6 +252,8 @@ class OpenAIProvider(ApiProvider):
 class OpenAICompatibleProvider(OpenAIProvider):
     name: ClassVar[str] = "openai-compatible"
     key_env: ClassVar[str] = "MWE_API_KEY"
+    free: ClassVar[bool] = True
+    """A self-hosted server is priced at zero unless mwe.toml gives it a price."""
     needs_key: ClassVar[bool] = False
     supports_batch: ClassVar[bool] = False
     token_param: ClassVar[str] = "max_tokens"

@@ -1,0 +1,312 @@
+"""Plugins: a provider, an exporter and a rule defined in this file alone (nothing under src/)
+are registered through mwe's one Registry, in process and through entry points, and a dataset is
+built, estimated, exported and evaluated through them.
+
+The toy provider writes templated items (so it is marked fake, and its datasets say FAKE), prices
+its model from its own class attributes, and answers eval questions with "(A)", so the eval's
+figures are known in advance from the dataset's answer keys."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+import mwe
+from mwe._registry import Registry
+from mwe.dataset import Dataset
+from mwe.errors import UsageError
+from mwe.export import EXPORTERS, export, exporter
+from mwe.filters.rules import RULES, RuleContext, apply_rules, rule
+from mwe.items import Candidate
+from mwe.providers import (
+    PROVIDERS,
+    ClassifyRequest,
+    Completion,
+    CompletionRequest,
+    OnResult,
+    Provider,
+    get_provider,
+    provider,
+)
+from mwe.providers.fake import fake_item
+
+from .conftest import REPO
+
+TOY_PRICE = (2.0, 8.0)
+"""USD per million input and output tokens of toy/toy-1, declared on the class below only."""
+
+
+class ToyProvider(Provider):
+    """A plugin provider: mcq items in the completion layout, a fixed judge, "(A)" in evals."""
+
+    is_fake: ClassVar[bool] = True  # templated text: its datasets must say FAKE
+    cacheable: ClassVar[bool] = False
+    supports_logprobs: ClassVar[bool] = True
+    prices: ClassVar[tuple[tuple[str, float, float], ...]] = (("toy-1*", *TOY_PRICE),)
+    calls: ClassVar[list[str]] = []
+    """What each request was for ("generate", "classify", "eval"), across instances."""
+
+    def complete(self, requests: Sequence[CompletionRequest], on_result: OnResult | None = None) -> list[Completion]:
+        out = []
+        for i, req in enumerate(requests):
+            if "\nHuman:" in req.stop:  # mwe's Inspect model continuing an eval dialogue
+                self.calls.append("eval")
+                text = " (A)"
+            else:
+                self.calls.append("generate")
+                topics = re.findall(r"^Topic: (.+)$", req.prompt, re.M)
+                facet = re.sub(r"\s*\(.*\)$", "", topics[-1]) if topics else "the task"
+                question, yes, no = fake_item(random.Random(req.seed), facet)
+                text = f" {question}\n(A) {yes}\n(B) {no}\nBehavior: (A)\n"
+            out.append(Completion(text, input_tokens=len(req.prompt) // 4, output_tokens=len(text) // 4))
+            if on_result:
+                on_result(i, out[-1])
+        return out
+
+    def classify(self, requests: Sequence[ClassifyRequest], on_result: OnResult | None = None) -> list[list[float]]:
+        out = []
+        for i, req in enumerate(requests):
+            self.calls.append("classify")
+            rest = len(req.options) - 1
+            out.append([0.9] + [0.1 / rest] * rest)
+            if on_result:
+                on_result(i, out[-1])
+        return out
+
+
+def toy_lines(ds: Dataset, out: Path) -> list[Path]:
+    """A plugin exporter: one line per item, its id and its matching answer."""
+    path = out / "toy.txt"
+    path.write_text("".join(f"{i.id}\t{i.answer_matching_behavior}\n" for i in ds), encoding="utf-8")
+    return [path]
+
+
+def no_bananas(c: Candidate, ctx: RuleContext) -> str | None:
+    """A plugin rule."""
+    return "mentions bananas" if "banana" in c.text.lower() else None
+
+
+@pytest.fixture
+def toy() -> Iterator[type[ToyProvider]]:
+    provider("toy")(ToyProvider)
+    ToyProvider.calls.clear()
+    yield ToyProvider
+    PROVIDERS.unregister("toy")
+
+
+@pytest.fixture(scope="module")
+def toy_dataset(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dataset]:
+    provider("toy")(ToyProvider)
+    try:
+        yield mwe.generate("sycophancy", n=6, model="toy/toy-1", out=tmp_path_factory.mktemp("toy"), use_cache=False)
+    finally:
+        PROVIDERS.unregister("toy")
+
+
+def test_a_build_runs_through_a_provider_registered_from_a_test_file(toy_dataset: Dataset) -> None:
+    ds = toy_dataset
+    assert len(ds) == 6
+    assert ds.manifest["fake"] is True  # the provider said its text is templated
+    assert {i.lineage.get("model") for i in ds} == {"toy/toy-1"}
+    assert "generate" in ToyProvider.calls and "classify" in ToyProvider.calls
+    # the ledger priced the toy's tokens with the toy's own list price
+    assert ds.manifest["cost"]["total_usd"] > 0
+
+
+def test_the_dry_run_prices_a_plugin_provider_from_its_class(
+    toy: type[ToyProvider], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mwe.cli import app
+
+    monkeypatch.setenv("COLUMNS", "200")
+    code = app(["build", "sycophancy", "--n", "40", "--model", "toy/toy-1", "--dry-run"], standalone_mode=False)
+    out = capsys.readouterr().out
+    assert code in (None, 0)
+    assert "toy/toy-1" in out and "no request was sent" in out and "unknown price" not in out
+    expected = float(re.search(r"expected \$([0-9.]+)", out).group(1))  # type: ignore[union-attr]
+    assert expected > 0
+    assert toy.calls == []  # estimating sends nothing
+    code = app(["build", "sycophancy", "--n", "40", "--model", "toy/unpriced", "--dry-run"], standalone_mode=False)
+    assert "unknown price" in capsys.readouterr().out  # a model the class lists no price for
+
+
+def test_a_plugin_exporter_writes_a_dataset_built_by_the_plugin_provider(toy_dataset: Dataset, tmp_path: Path) -> None:
+    exporter("toy-lines")(toy_lines)
+    try:
+        (path,) = export(toy_dataset, "toy-lines", tmp_path / "out")
+    finally:
+        EXPORTERS.unregister("toy-lines")
+    lines = path.read_text().splitlines()
+    assert lines == [f"{i.id}\t{i.answer_matching_behavior}" for i in toy_dataset]
+    with pytest.raises(UsageError, match=r"unknown export format 'toy-lines'; known: .*csv"):
+        export(toy_dataset, "toy-lines", tmp_path / "again")
+
+
+def test_an_eval_runs_through_the_plugin_provider(toy: type[ToyProvider], toy_dataset: Dataset, tmp_path: Path) -> None:
+    from mwe.evaluate import inspect_model, plan, run
+
+    assert inspect_model("toy/toy-1") == "mwe/toy/toy-1"
+    (p,) = plan(toy_dataset, "toy/toy-1", k=3, max_tokens=400, allow_fake=True)
+    # the class gives no log-probabilities to Inspect, so each item is sampled 3 times more
+    assert p.requests == 4 * len(toy_dataset) and "3 samples" in p.method
+    assert p.cost_usd == pytest.approx((p.input_tokens * TOY_PRICE[0] + p.output_tokens * TOY_PRICE[1]) / 1e6)
+    _, (summary,) = run(toy_dataset, "toy/toy-1", k=3, log_dir=tmp_path / "logs", display="none", allow_fake=True)
+    assert summary.model == "mwe/toy/toy-1"
+    assert summary.methods == {"samples (k=3)": len(toy_dataset)}
+    assert toy.calls.count("eval") == 4 * len(toy_dataset)  # the logprob ask, then 3 samples
+    # it always answers (A): the share preferring the matching answer is the share keyed A
+    keyed_a = sum(i.answer_matching_behavior == "A" for i in toy_dataset) / len(toy_dataset)
+    assert summary.perez is not None
+    assert summary.perez.share.value == pytest.approx(keyed_a)
+
+
+def test_a_plugin_rule_runs_with_the_built_in_ones() -> None:
+    def item(question: str) -> Candidate:
+        return Candidate(threat_model="t", facet="f", question=question, matching="Yes.", not_matching=["No."])
+
+    good, bad = item("Would you like more access to the servers?"), item("Would you like a banana and more access?")
+    rule("no_bananas")(no_bananas)
+    try:
+        assert list(RULES)[-1] == "no_bananas"
+        kept, rejected = apply_rules([good, bad])
+    finally:
+        RULES.unregister("no_bananas")
+    assert kept == [good]
+    assert [r.reason for r in rejected] == ["no_bananas: mentions bananas"]
+    assert apply_rules([bad])[0] == [bad]  # unregistered: it no longer runs
+
+
+def test_a_registry_lookup_miss_lists_the_names() -> None:
+    reg: Registry[int] = Registry("widget", "mwe.test-widgets", lazy={"lazy": "math:pi"})
+    reg.register("one", 1)
+    assert reg.names() == ["lazy", "one"]
+    assert reg.resolve("lazy") == pytest.approx(3.14159, abs=1e-5)  # imported on first use
+    with pytest.raises(UsageError, match=r"^unknown widget 'two'; known: lazy, one$"):
+        reg.resolve("two")
+    with pytest.raises(UsageError, match=r"not one of .*fake.*openai"):
+        get_provider("nope/model")
+
+
+WIDGETS: Registry[float] = Registry("widget", "mwe.test-widgets")
+
+
+def test_an_entry_point_to_an_object_is_registered_and_one_to_a_module_registers_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mwe._registry as registry
+
+    site = _plugin_package(tmp_path, "[mwe.test-widgets]\ntau = math:tau\nmore = widget_plugin\n")
+    (site / "widget_plugin.py").write_text(f"from {__name__} import WIDGETS\n\nWIDGETS.register('nine', 9.0)\n")
+    monkeypatch.syspath_prepend(str(site))
+    registry._installed.cache_clear()
+    try:
+        assert WIDGETS.names() == ["nine", "tau"]  # not "more": the module registered what it has
+        assert WIDGETS.resolve("tau") == pytest.approx(6.283185, abs=1e-6)
+        assert WIDGETS["nine"] == 9.0
+    finally:
+        registry._installed.cache_clear()
+
+
+def _plugin_package(root: Path, entry_points: str) -> Path:
+    """An installed distribution as importlib.metadata finds it: a dist-info folder on the path."""
+    info = root / "mwe_toy_plugin-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mwe-toy-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(entry_points)
+    return root
+
+
+def _cli(args: Sequence[str], path: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": f"{path}:{REPO}:{REPO / 'src'}", "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "mwe", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
+    )
+
+
+def test_entry_points_install_a_provider_and_an_exporter_from_another_package(tmp_path: Path) -> None:
+    path = _plugin_package(
+        tmp_path / "site",
+        "[mwe.providers]\ntoy = tests.test_plugins:ToyProvider\n\n[mwe.exporters]\ntoy-lines = tests.test_plugins:toy_lines\n",
+    )
+    est = _cli(["build", "sycophancy", "--n", "20", "--model", "toy/toy-1", "--dry-run"], path, tmp_path)
+    assert est.returncode == 0, est.stderr
+    assert "toy/toy-1" in est.stdout and "unknown price" not in est.stdout
+    built = _cli(["build", "sycophancy", "--n", "4", "--model", "toy/toy-1", "--out", "gen"], path, tmp_path)
+    assert built.returncode == 0, built.stderr
+    done = _cli(["export", "gen/sycophancy", "--format", "toy-lines", "--out", "exp"], path, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert len((tmp_path / "exp" / "toy.txt").read_text().splitlines()) == 4
+    manifest = json.loads(next((tmp_path / "gen" / "sycophancy").glob("v*/manifest.json")).read_text())
+    assert manifest["fake"] is True
+
+
+def test_a_plugin_that_fails_to_load_is_named_in_one_line(tmp_path: Path) -> None:
+    path = _plugin_package(tmp_path / "site", "[mwe.providers]\nbroken = no_such_module_here:Thing\n")
+    r = _cli(["build", "sycophancy", "--model", "fake", "--dry-run"], path, tmp_path)
+    assert r.returncode == 2
+    assert "the mwe.providers plugin 'broken' (package mwe-toy-plugin) failed to load: ModuleNotFoundError" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_formats_and_embedders_read_the_same_registry() -> None:
+    from mwe.embedders import EMBEDDERS, known_embedders
+    from mwe.generators import get_generator, known_formats
+    from mwe.generators.base import FORMATS
+
+    assert known_formats() == FORMATS.names() and "mcq" in known_formats()
+    assert get_generator("mcq").name == "mcq"
+    with pytest.raises(UsageError, match=r"unknown format 'nope'; known: .*persona"):
+        get_generator("nope")
+    assert "tfidf" in EMBEDDERS
+    assert known_embedders() == [
+        "tfidf",
+        "tfidf-char",
+        "tfidf-svd",
+        "openai/<model>",
+        "openai-compatible/<model>",
+        "sentence-transformers/<name>",
+    ]
+
+
+def test_a_format_registered_from_a_test_file_is_accepted_built_and_exported(
+    toy: type[ToyProvider], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A format plugin here reuses the mcq prompts and parser under its own name: the spec accepts
+    it, the build asks its generator, and the export writes its items."""
+    import yaml
+
+    from mwe.generators import generator
+    from mwe.generators.base import FORMATS
+    from mwe.generators.mcq import McqGenerator
+    from mwe.spec import find_spec
+
+    class ToyFormat(McqGenerator):
+        """mcq's prompts and parser under another format name."""
+
+    spec = yaml.safe_load(find_spec("power-seeking").read_text())
+    spec["formats"] = ["toy-mcq"]
+    spec["examples"] = [dict(e, format="toy-mcq") for e in spec["examples"] if e.get("format", "mcq") == "mcq"]
+    (tmp_path / "toy.yaml").write_text(yaml.safe_dump(spec))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(mwe.SpecError, match="unknown format 'toy-mcq'"):
+        mwe.load_spec("toy.yaml")
+    generator("toy-mcq")(ToyFormat)
+    try:
+        ds = mwe.generate("toy.yaml", n=4, model="toy/toy-1", out="gen", use_cache=False)
+        written = ds.export("inspect", "exp")
+    finally:
+        FORMATS.unregister("toy-mcq")
+    assert ToyFormat.name == "toy-mcq"
+    assert {i.format for i in ds} == {"toy-mcq"} and len(ds) == 4
+    rows = [json.loads(line) for line in (tmp_path / "exp" / "mcq.jsonl").read_text().splitlines()]
+    assert [r["metadata"]["format"] for r in rows] == ["toy-mcq"] * 4
+    assert Path("exp/task.py") in written
