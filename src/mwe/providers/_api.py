@@ -1,11 +1,12 @@
 """What the API providers share: an event loop, bounded concurrency, the rate limiter, the one
 retry layer, fail-fast on refused keys, and keeping keys out of every message.
 
-Retries live here and only here: the SDK clients are built with `max_retries=0`, and instructor
-does not re-ask: the one re-ask after an answer that does not fit the schema is a request of its
-own, sent and cached by the engine, so a crash between the two loses neither. 429, 408, 409, 5xx,
-529, timeouts and dropped connections are retried with exponential backoff and full jitter, or
-after the server's `retry-after-ms` / `retry-after` when it sends one; a 429 pauses every worker.
+Retries happen here and only here (the policy is in _retry, the reading of failed answers in
+_answers): the SDK clients are built with `max_retries=0`, and instructor does not re-ask: the one
+re-ask after an answer that does not fit the schema is a request of its own, sent and cached by the
+engine, so a crash between the two loses neither. 429, 408, 409, 5xx, 529, timeouts and dropped
+connections are retried with exponential backoff and full jitter, or after the server's
+`retry-after-ms` / `retry-after` when it sends one; a 429 pauses every worker.
 400-class answers are not retried (the same request would fail again); 401 and 403 raise
 AuthError, which cancels the requests in flight and ends the run before more is spent.
 
@@ -18,19 +19,18 @@ that is sent the same request again only falls further behind.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import os
 import time
 from abc import abstractmethod
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar, TypeVar
-
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from .._secrets import redact, register_secret
 from ..errors import AuthError, CostLimitReached, ProviderError
+from ._answers import _raw_answer, _short_reason, _unwrap, usage_pair
 from ._concurrency import AdaptiveConcurrency
+from ._retry import AUTH_STATUS, _describe, _is_transient, retry_after, retrying, status_of
 from ._usage import StageUsage, request_size
 from .base import (
     ChatRequest,
@@ -46,12 +46,9 @@ from .limiter import RateLimiter
 
 __all__ = ["ApiProvider", "RequestFailed", "retry_after", "status_of", "usage_pair"]
 
-_log = logging.getLogger("mwe.providers")
 R = TypeVar("R")
 T = TypeVar("T")
 
-RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
-AUTH_STATUS = frozenset({401, 403})
 DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_MAX_RETRIES = 6
 BASE_TIMEOUT_S = 60.0
@@ -74,55 +71,6 @@ class RequestFailed(Exception):
         self.output_tokens = output_tokens
         self.raw = raw
         """The answer the server gave when it answered in the wrong shape: kept, cached, rejected."""
-
-
-def status_of(exc: BaseException) -> int | None:
-    status = getattr(exc, "status_code", None)
-    return status if isinstance(status, int) else None
-
-
-def _headers(exc: BaseException) -> Mapping[str, str]:
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    return headers if headers is not None else {}
-
-
-def retry_after(exc: BaseException) -> float | None:
-    """The server's requested delay in seconds: retry-after-ms, then retry-after (seconds or date)."""
-    headers = _headers(exc)
-    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            return max(0.0, float(value) / scale)
-        except ValueError:
-            parsed = email.utils.parsedate_tz(value)
-            if parsed is not None:
-                return max(0.0, email.utils.mktime_tz(parsed) - time.time())
-    return None
-
-
-def _is_timeout(exc: BaseException) -> bool:
-    return type(exc).__name__ == "APITimeoutError" or isinstance(exc, TimeoutError)
-
-
-def _is_transient(exc: BaseException) -> bool:
-    status = status_of(exc)
-    if status is not None:
-        return status in RETRY_STATUS
-    name = type(exc).__name__
-    return name in ("APITimeoutError", "APIConnectionError") or isinstance(exc, (TimeoutError, ConnectionError))
-
-
-def _unwrap(exc: BaseException) -> BaseException:
-    """instructor wraps a transport error in InstructorRetryException; retry on the cause."""
-    while type(exc).__name__ == "InstructorRetryException" and exc.__cause__ is not None:
-        cause = exc.__cause__
-        if type(cause).__module__.split(".")[0] in ("pydantic", "pydantic_core", "json", "instructor"):
-            break
-        exc = cause
-    return exc
 
 
 class ApiProvider(Provider):
@@ -305,39 +253,14 @@ class ApiProvider(Provider):
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
         """Run `call` under the one retry layer; the last error is re-raised as it came."""
 
-        def wait(state: RetryCallState) -> float:
-            exc = state.outcome.exception() if state.outcome else None
-            hint = retry_after(exc) if exc is not None else None
-            backoff = float(wait_random_exponential(multiplier=0.5, max=30)(state))
-            delay = min(hint, 300.0) if hint is not None else backoff
-            if exc is not None and status_of(exc) == 429:
-                self.limiter.pause(delay)  # every worker backs off, not only this one
-            return delay
-
-        def log_retry(state: RetryCallState) -> None:
+        def counted() -> None:
             self.retries += 1
-            exc = state.outcome.exception() if state.outcome else None
-            _log.info("%s: retrying after %s (attempt %d)", self.label, _describe(exc), state.attempt_number)
 
-        timeouts = 0
-
-        def retry_on(exc: BaseException) -> bool:
-            nonlocal timeouts
-            if _is_timeout(exc):
-                timeouts += 1
-                self.pool.timed_out()
-                return timeouts <= 1  # once: the server may still be working on the first attempt
-            return _is_transient(exc)
-
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(retry_on),
-            wait=wait,
-            stop=stop_after_attempt(self.max_retries + 1),
-            before_sleep=log_retry,
-            reraise=True,
+        policy = retrying(
+            self.max_retries, self.label, pause=self.limiter.pause, timed_out=self.pool.timed_out, counted=counted
         )
         try:
-            return await retrying(call)
+            return await policy(call)
         except (RequestFailed, asyncio.CancelledError):
             raise
         except Exception as exc:
@@ -439,51 +362,3 @@ class ApiProvider(Provider):
             self._runner.close()
         self._runner = None
         self._client = None
-
-
-def usage_pair(usage: Any) -> tuple[int, int]:
-    """(input, output) tokens from an Anthropic or OpenAI usage object, or zeros."""
-    if usage is None:
-        return 0, 0
-    i = getattr(usage, "input_tokens", None) or getattr(usage, "prompt_tokens", None) or 0
-    o = getattr(usage, "output_tokens", None) or getattr(usage, "completion_tokens", None) or 0
-    return int(i), int(o)
-
-
-def _raw_answer(completion: Any) -> str:
-    """The text of a Chat Completions or Messages answer (content or tool arguments), whatever
-    its shape; "" when there is none."""
-    if completion is None:
-        return ""
-    parts: list[str] = []
-    for choice in getattr(completion, "choices", None) or []:
-        message = getattr(choice, "message", None)
-        if message is None:
-            continue
-        parts.append(str(getattr(message, "content", None) or ""))
-        for call in getattr(message, "tool_calls", None) or []:
-            parts.append(str(getattr(getattr(call, "function", None), "arguments", "") or ""))
-        finish = getattr(choice, "finish_reason", None)
-        if finish == "length":
-            parts.append("[cut at max_tokens]")
-    for block in getattr(completion, "content", None) or []:  # Anthropic
-        text = getattr(block, "text", None)
-        parts.append(str(text) if text is not None else str(getattr(block, "input", "") or ""))
-    return "\n".join(p for p in parts if p)
-
-
-def _short_reason(exc: BaseException) -> str:
-    """The validation error in one line: pydantic's first complaint, not the whole prompt."""
-    failed = getattr(exc, "failed_attempts", None) or []
-    last = getattr(failed[-1], "exception", None) if failed else None
-    text = redact(str(last if last is not None else exc))
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("For further")]
-    return " | ".join(lines[:3])[:300]
-
-
-def _describe(exc: BaseException | None) -> str:
-    if exc is None:
-        return "an unknown error"
-    status = status_of(exc)
-    text = redact(str(exc))[:300]
-    return f"HTTP {status}: {text}" if status is not None else f"{type(exc).__name__}: {text}"

@@ -18,7 +18,8 @@ from typing import Any, ClassVar
 
 from .._secrets import redact
 from ..errors import MissingDependency
-from ._api import ApiProvider, RequestFailed, usage_pair
+from ._answers import usage_pair
+from ._api import ApiProvider, RequestFailed
 from .base import ChatRequest, Completion, CompletionRequest, TokenUsage
 
 __all__ = ["AnthropicProvider", "message_completion"]
@@ -105,7 +106,7 @@ class AnthropicProvider(ApiProvider):
         return anthropic.AsyncAnthropic(
             api_key=self.api_key(),
             base_url=self.settings.base_url or os.environ.get("ANTHROPIC_BASE_URL") or None,
-            max_retries=0,  # the one retry layer is ours (providers/_api.py)
+            max_retries=0,  # the one retry layer is ours (providers/_retry.py)
             timeout=self.timeout,
             http_client=http,
         )

@@ -24,7 +24,8 @@ from pydantic import BaseModel
 
 from .._secrets import redact
 from ..errors import MissingDependency, UsageError
-from ._api import ApiProvider, RequestFailed, status_of
+from ._api import ApiProvider, RequestFailed
+from ._retry import status_of
 from .base import ChatRequest, Completion, CompletionRequest, EmbedRequest, TokenUsage
 
 __all__ = ["STRUCTURED_MODES", "OpenAICompatibleProvider", "OpenAIProvider", "chat_completion"]
@@ -142,7 +143,7 @@ class OpenAIProvider(ApiProvider):
         return openai.AsyncOpenAI(
             api_key=self.api_key(),
             base_url=self._base_url(),
-            max_retries=0,  # the one retry layer is ours (providers/_api.py)
+            max_retries=0,  # the one retry layer is ours (providers/_retry.py)
             timeout=self.timeout,
             http_client=http,
         )
