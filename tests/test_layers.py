@@ -173,6 +173,19 @@ def test_nothing_imports_the_package_root() -> None:
     assert not [name for name, edges in graph.items() if ROOT in edges]
 
 
+MAX_LINES = 400
+
+
+def test_no_module_is_over_400_lines() -> None:
+    """Small modules, one job each: a module past this is doing two things a reader could name."""
+    long = {
+        name: n
+        for name, path in modules().items()
+        if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    }
+    assert not long, f"modules over {MAX_LINES} lines (split them): {long}"
+
+
 if __name__ == "__main__":
     g = import_graph()
     for module in sorted(g):
