@@ -297,8 +297,12 @@ class ApiProvider(Provider):
                 self.limiter.settle(est_in, est_in, est_out, 0)
                 inner = _unwrap(exc)
                 kind = type(inner).__name__
+                last = getattr(inner, "last_completion", None)
+                if kind == "InstructorRetryException" and last is None:
+                    # no answer was parsed at all: the body itself was cut or malformed, which
+                    # is the transport's fault (retried), not an answer in the wrong shape
+                    raise ConnectionError(f"malformed response body: {_short_reason(inner)}") from None
                 if kind in ("InstructorRetryException", "IncompleteOutputException"):
-                    last = getattr(inner, "last_completion", None)
                     usage = getattr(inner, "total_usage", None) or getattr(last, "usage", None)
                     why = _short_reason(inner) if kind == "InstructorRetryException" else "it was cut at max_tokens"
                     raise RequestFailed(
