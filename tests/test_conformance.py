@@ -101,6 +101,9 @@ def test_build_on_a_real_server_publishes_resumes_after_a_kill_and_ledgers_the_s
     """Run 1 is cut by SIGKILL of the server after some answers landed; run 2 (server restarted)
     publishes, sends none of the requests answered in run 1, and its ledger holds exactly the
     tokens the server reported for what run 2 sent."""
+    # grammar-constrained decoding over Gemma's 262k-token vocabulary runs at a few tokens per second
+    # on 2 busy cores, so this slow server gets the per-model timeout a user would give it
+    (tmp_path / "mwe.toml").write_text('[models."openai-compatible/*"]\ntimeout = 900\n', encoding="utf-8")
     args = ["build", "power-seeking", "--format", "mcq", "--n", "2", "--max-attempts", "2"]
     args += ["--model", MODEL, "--out", str(tmp_path / "out")]
     with Recorder(server.port) as first:

@@ -30,7 +30,7 @@ from .._secrets import redact, register_secret
 from ..errors import AuthError, CostLimitReached, ProviderError
 from ._answers import _raw_answer, _short_reason, _unwrap, usage_pair
 from ._concurrency import AdaptiveConcurrency
-from ._retry import AUTH_STATUS, _describe, _is_transient, retry_after, retrying, status_of
+from ._retry import AUTH_STATUS, _describe, _is_timeout, _is_transient, retry_after, retrying, status_of
 from ._usage import StageUsage, request_size
 from .base import (
     ChatRequest,
@@ -325,8 +325,13 @@ class ApiProvider(Provider):
             raise
         except Exception as exc:
             if _is_transient(exc):  # the server's fault, still there after every retry: stop, lose nothing
+                what = (
+                    "timed out twice; a slow server can be given more time with `timeout` in mwe.toml"
+                    if _is_timeout(exc)
+                    else f"still failing after {self.max_retries} retries"
+                )
                 raise ProviderError(
-                    f"{self.label}: {_describe(exc)} from {self.endpoint()}, still after {self.max_retries} retries; "
+                    f"{self.label}: {_describe(exc)} from {self.endpoint()}: {what}; "
                     "the run stopped (every answer received is cached: run again to resume)"
                 ) from None
             return Completion("", error=f"{_describe(exc)} (not retried further)")
