@@ -149,3 +149,33 @@ def test_validate_all_and_show(tmp_path: Path) -> None:
 def test_show_of_a_missing_dataset_exits_5(tmp_path: Path) -> None:
     r = mwe("show", str(tmp_path))
     assert r.returncode == 5 and "not a dataset version" in r.stderr
+
+
+def test_usage_mistakes_get_a_message_and_exit_2_never_a_traceback(tmp_path: Path) -> None:
+    """typer >= 0.29 raises its own copy of click's usage errors; they must still end in a message."""
+    for args in ([], ["report"], ["frobnicate"], ["show", "x", "--bogus"], ["diff", "only-one"]):
+        r = mwe(*args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert "Traceback" not in r.stderr + r.stdout, (args, r.stderr)
+        assert ("Usage" in r.stdout + r.stderr) if not args else ("Error" in r.stderr), (args, r.stderr)
+
+
+def test_eval_without_inspect_names_the_extra_to_install(tmp_path: Path) -> None:
+    """The plan is made before anything runs, even for --dry-run: without Inspect AI that must be
+    a MissingDependency (exit 4) naming the extra, not an ImportError."""
+    code = (
+        "import sys, builtins\n"
+        "real = builtins.__import__\n"
+        "def no_inspect(name, *a, **k):\n"
+        "    if name.startswith('inspect_ai'):\n"
+        "        raise ImportError(name)\n"
+        "    return real(name, *a, **k)\n"
+        "builtins.__import__ = no_inspect\n"
+        "from mwe.cli import main\n"
+        "sys.argv = ['mwe', 'eval', sys.argv[1], '--model', 'local', '--dry-run', '--allow-fake']\n"
+        "main()\n"
+    )
+    assert mwe("build", "power-seeking", "--n", "2", "--model", "fake", "--out", str(tmp_path)).returncode == 0
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "power-seeking")], capture_output=True, text=True)
+    assert r.returncode == 4, r.stderr
+    assert "Traceback" not in r.stderr and "[eval]" in r.stderr

@@ -92,7 +92,13 @@ def test_publishing_waits_for_the_version_lock_another_process_holds(tmp_path: P
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        path = Store(tmp_path).publish("power-seeking", [], [], lambda v, counts: {"version": v, "threat_model": "power-seeking"}, lambda m: "card\n")
+        path = Store(tmp_path).publish(
+            "power-seeking",
+            [],
+            [],
+            lambda v, counts: {"version": v, "threat_model": "power-seeking"},
+            lambda m: "card\n",
+        )
         done = time.time()
     finally:
         holder.wait(timeout=30)

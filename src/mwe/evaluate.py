@@ -24,7 +24,7 @@ from .store import load
 
 __all__ = ["EvalPlan", "EvalSummary", "inspect_model", "plan", "run", "summarise"]
 
-_INSTALL = "pip install 'mwe[eval]'"
+_INSTALL = "pip install -e '.[eval]' in a checkout, or pip install 'mwe[eval]'"
 INSPECT_NO_LOGPROBS = ("google/", "bedrock/")
 """Inspect's own providers (not mwe's) whose APIs return no log-probabilities: these are sampled.
 For mwe's providers the class says (`Provider.inspect_logprobs`)."""
@@ -91,7 +91,10 @@ def plan(
 ) -> list[EvalPlan]:
     """Requests and tokens per task, and the most they can cost at list prices (every token
     uncached; None when the price is unknown). A FAKE dataset is refused unless `allow_fake`."""
-    from .inspect import ANSWER_TOKENS, JUDGE_PROMPT, SAMPLE_TOKENS, condition_items, perez_items
+    try:
+        from .inspect import ANSWER_TOKENS, JUDGE_PROMPT, SAMPLE_TOKENS, condition_items, perez_items
+    except ImportError:  # plan runs first, even for --dry-run: say what to install, not a traceback
+        raise MissingDependency(f"mwe eval runs Inspect AI, which is not installed: {_INSTALL}") from None
 
     _refuse_fake(ds, allow_fake)
     model = inspect_model(model)

@@ -79,12 +79,29 @@ def main() -> None:
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except Exception as exc:  # click usage errors come through here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        usage, abort = _click_errors()
+        if isinstance(exc, usage):
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(int(getattr(exc, "exit_code", 2)))
+        if isinstance(exc, abort):
             err.print("aborted")
             sys.exit(130)
         raise
+
+
+def _click_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+    """Usage-error and abort classes of click and of the copy of click that typer >= 0.29 ships
+    (`typer._click`), whose exceptions are not click's: both must end in a message, not a traceback."""
+    import click
+
+    usage: list[type[BaseException]] = [click.exceptions.ClickException]
+    abort: list[type[BaseException]] = [click.exceptions.Abort]
+    try:
+        from typer import exceptions as typer_exceptions
+        from typer._click import exceptions as vendored  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        pass
+    else:
+        usage.append(vendored.ClickException)
+        abort.append(typer_exceptions.Abort)
+    return tuple(usage), tuple(abort)
