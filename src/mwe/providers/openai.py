@@ -337,6 +337,7 @@ class OpenAICompatibleProvider(OpenAIProvider):
         the server refused counts as an error."""
         from .base import Completion
 
+        self.overhead.requests += 1
         self.overhead.add_paid(Completion("", error="refused" if refused else None, **_usage(usage)), None)
 
     def check_ready(self) -> None:
