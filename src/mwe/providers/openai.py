@@ -26,7 +26,7 @@ from .._secrets import redact
 from ..errors import MissingDependency, UsageError
 from ._api import ApiProvider, RequestFailed
 from ._retry import status_of
-from .base import ChatRequest, Completion, CompletionRequest, EmbedRequest, TokenUsage
+from .base import ChatRequest, Completion, CompletionRequest, EmbedRequest, ProviderSettings, TokenUsage
 
 __all__ = ["STRUCTURED_MODES", "OpenAICompatibleProvider", "OpenAIProvider", "chat_completion"]
 
@@ -113,6 +113,15 @@ class OpenAIProvider(ApiProvider):
 
     structured_default: ClassVar[str] = "tools"
 
+    def __init__(self, model: str, settings: ProviderSettings) -> None:
+        super().__init__(model, settings)
+        self._ins: dict[str, Any] = {}
+        """instructor clients by structured-output mode."""
+        self._mode_used: str | None = None
+        """The mode answers are held to once it is known (recorded in the manifest)."""
+        self._mode_lock = asyncio.Lock()
+        """Concurrent first requests wait for one probe."""
+
     async def structured_mode(self) -> str:
         return self.settings.structured or self.structured_default
 
@@ -124,9 +133,8 @@ class OpenAIProvider(ApiProvider):
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
-        mode = self.__dict__.get("_mode_used")
-        if mode:
-            d["structured"] = mode
+        if self._mode_used:
+            d["structured"] = self._mode_used
         return d
 
     def _import_sdk(self) -> None:
@@ -149,7 +157,7 @@ class OpenAIProvider(ApiProvider):
         )
 
     def _instructor(self, mode: str) -> Any:
-        clients: dict[str, Any] = self.__dict__.setdefault("_ins", {})
+        clients = self._ins
         if mode not in clients:
             import instructor
 
@@ -279,18 +287,16 @@ class OpenAICompatibleProvider(OpenAIProvider):
     async def structured_mode(self) -> str:
         """The mode this server is held to: set by the user, remembered from an earlier probe, or
         probed now (once per provider; concurrent first requests wait for the one probe)."""
-        mode: str | None = self.__dict__.get("_mode_used")
-        if mode:
-            return mode
-        lock: asyncio.Lock = self.__dict__.setdefault("_mode_lock", asyncio.Lock())
-        async with lock:
-            if self.__dict__.get("_mode_used"):
-                return str(self.__dict__["_mode_used"])
+        if self._mode_used:
+            return self._mode_used
+        async with self._mode_lock:
+            if self._mode_used:
+                return self._mode_used
             mode = self._chosen_mode() or _recall(self._memory_key())
             if mode is None:
                 mode = await self._probe()
                 _remember(self._memory_key(), mode)
-            self.__dict__["_mode_used"] = mode
+            self._mode_used = mode
             return mode
 
     async def _probe(self) -> str:
@@ -335,8 +341,6 @@ class OpenAICompatibleProvider(OpenAIProvider):
     def _count_probe(self, usage: Any, refused: bool = False) -> None:
         """Probe requests are paid like any other, so they go in the ledger (stage `probe`); one
         the server refused counts as an error."""
-        from .base import Completion
-
         self.overhead.requests += 1
         self.overhead.add_paid(Completion("", error="refused" if refused else None, **_usage(usage)), None)
 
