@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _two_contexts import TwoContextProvider
 
-from mwe.generators import get_generator
 from mwe.build import BuildOptions, build
+from mwe.generators import get_generator
 from mwe.providers.base import CompletionRequest, Provider
 from mwe.providers.local import LocalProvider
 from mwe.spec import find_spec, load_spec

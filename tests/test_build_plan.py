@@ -13,9 +13,11 @@ import typer
 
 import mwe
 from mwe.build import BuildOptions, BuildPlan, build, build_key, build_options, estimate
+from mwe.build.plan import PRIOR_KEEP_RATE
 from mwe.cli import app
 from mwe.errors import UsageError
 from mwe.progress import QuietReporter
+from mwe.providers.local import LocalProvider
 from mwe.store import Store
 
 from .helpers import spec
@@ -74,6 +76,16 @@ def test_plan_resolves_formats_budgets_and_defaults_from_spec_and_options() -> N
     assert [f.name for f in one.formats] == ["mcq"]  # a format whose share is 0 is left out
     with pytest.raises(UsageError, match="no format 'essay'"):
         BuildPlan.of(tm, BuildOptions(formats=["essay"]))
+
+
+def test_the_first_round_expects_the_generating_models_own_keep_rate() -> None:
+    """The embedded model keeps far fewer items than the general prior assumes; planning with the
+    prior made the quick start ask for too little and run three rounds, each as long as its
+    slowest completion."""
+    tm = spec("power-seeking")
+    assert BuildPlan.of(tm, BuildOptions(model="fake")).keep_rate_prior == PRIOR_KEEP_RATE
+    assert LocalProvider.keep_rate is not None and LocalProvider.keep_rate < PRIOR_KEEP_RATE
+    assert BuildPlan.of(tm, BuildOptions(model="local")).keep_rate_prior == LocalProvider.keep_rate
 
 
 def test_build_key_hashes_options_as_asked() -> None:

@@ -75,3 +75,18 @@ def test_classify_and_greedy_logprobs_are_bit_identical_in_any_company(wide: Loc
     n2, again = wide.greedy_logprobs("The capital of France is", 6, top=5)
     assert n1 == n2 and alone == again and alone
     assert all(len(p.top) == 5 and p.top[0][1] == p.logprob for p in alone)
+
+
+def test_a_run_that_finds_the_cache_half_full_starts_from_an_empty_one() -> None:
+    """Otherwise its prompts wait mid-run for every running sequence to finish before the clear,
+    and a round of short completions runs in waves (a persona round took twice as long)."""
+    small = LocalProvider(sequences=4, n_ctx=1024)
+    try:
+        first = small.complete(_requests())
+        dec = small._decoder
+        assert dec is not None and dec.used > dec.n_ctx // 2
+        again = small.complete(_requests())
+        assert dec.used <= dec.n_ctx // 2 + 1  # cleared before the run, not in the middle of it
+        assert [c.text for c in again] == [c.text for c in first]
+    finally:
+        small.close()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..filters.contamination import reference_file
+from ..providers._registry import provider_class
 from ..spec import ThreatModel
 from .options import BuildOptions
 
@@ -16,7 +17,8 @@ __all__ = ["PRIOR_KEEP_RATE", "BuildPlan", "FormatPlan", "build_key", "split"]
 
 
 PRIOR_KEEP_RATE = 0.75
-"""Share of generated items the planner expects to keep before it has seen any (the estimator too)."""
+"""Share of generated items the planner expects to keep before it has seen any (the estimator
+too), unless the generating provider's class says what its model keeps (`Provider.keep_rate`)."""
 
 
 def split(n: int, keys: list[str]) -> dict[str, int]:
@@ -66,6 +68,8 @@ class BuildPlan:
             for fmt, n_f in per_format.items()
             if n_f > 0
         )
+        model = provider_class(opts.model)
+        prior = model.keep_rate if model is not None and model.keep_rate is not None else PRIOR_KEEP_RATE
         return cls(
             spec=spec,
             options=opts,
@@ -75,6 +79,7 @@ class BuildPlan:
             judge_threshold=opts.judge_threshold if opts.judge_threshold is not None else spec.judge.threshold,
             embedder=opts.embedder or spec.dedup.embedder,
             dedup_cutoff=spec.dedup.cutoff(opts.embedder),
+            keep_rate_prior=prior,
         )
 
     @property

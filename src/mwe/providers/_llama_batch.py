@@ -17,7 +17,8 @@ llama-cpp-python 0.3.36, bit for bit):
   never freed during a session (finished sequences are retagged to a "graveyard" sequence), so
   a sequence's cells always lie in position order whatever else was decoded alongside;
 - no repacked ("extra") weight buffers, whose kernels also change with the row count.
-The KV cache is cleared when it is full and nothing is running.
+The KV cache is cleared when it is full and nothing is running, and before a run that finds it
+more than half full.
 """
 
 from __future__ import annotations
@@ -354,6 +355,11 @@ class Decoder:
     def run(self, jobs: Sequence[Job], done: Callable[[int, Job], None]) -> None:
         """Decode every job; `done(index, job)` is called as each one finishes."""
         pending = deque(range(len(jobs)))
+        if self.used > self.n_ctx // 2:
+            # A full cache mid-run makes new prompts wait for every running sequence to finish
+            # before the clear (a persona round took twice its time so); a fresh run rarely reuses
+            # more than one prompt's prefix from the last one, which is cheap to evaluate again.
+            self._reset()
         for index, job in enumerate(jobs):
             if not job.tokens:
                 raise ProviderError("local: an empty prompt")

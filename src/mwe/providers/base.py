@@ -261,6 +261,10 @@ class Provider(ABC):
     supports_batch: ClassVar[bool] = False
     key_env: ClassVar[str] = ""
     """Environment variable holding the key, unless the user names another with --api-key-env."""
+    keep_rate: ClassVar[float | None] = None
+    """Share of generated items a build with this model kept, measured (None: the planner's
+    general prior). The first round asks for deficit / keep rate: a prior far above the model's
+    real rate means extra rounds, each as long as its slowest request."""
     free: ClassVar[bool] = False
     """Costs nothing unless mwe.toml gives a price (the embedded and fake models, own servers)."""
     prices: ClassVar[tuple[tuple[str, float, float], ...]] = ()
