@@ -16,10 +16,10 @@ from mwe.errors import SpecError
 from mwe.generators import get_generator, known_formats
 from mwe.generators.mcq import CONDITIONS
 from mwe.generators.open_ended import parse_open_ended
-from mwe.generators.persona import clean_statement
+from mwe.generators.persona import PERSONA_QUESTION, clean_statement
 from mwe.providers.base import ChatRequest, Completion, CompletionRequest
 from mwe.providers.fake import fake_statement
-from mwe.spec import PERSONA_QUESTION, known_specs, load_spec, parse_spec
+from mwe.spec import known_specs, load_spec, parse_spec
 
 from .helpers import spec
 
