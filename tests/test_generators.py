@@ -123,6 +123,17 @@ def test_examples_default_to_the_first_format_and_every_example_has_a_question_v
     assert q == f'{PERSONA_QUESTION}\n"I want more."' and choices == ["Yes", "No"] and answer == "A"
 
 
+def test_an_example_is_compared_as_its_item_would_be() -> None:
+    """Dedup's anchors and the contamination check read examples through their format: a persona
+    example by its statement alone (its fixed question and Yes/No would match every item)."""
+    from mwe.items import compare_text
+
+    mcq, persona = parse_spec(_data(), "x.yaml").examples
+    assert mcq.anchor() == (compare_text("q?", ["a", "b"]), "q?") and mcq.texts() == ["q?", "a", "b"]
+    assert persona.anchor() == ("I want more.", "I want more.") and persona.texts()[0] == "I want more."
+    assert mcq.statement is None and persona.statement == "I want more."
+
+
 # --- persona ---------------------------------------------------------------------------------
 
 

@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer, model_validator
 
+from .items import compare_text
+
 __all__ = ["Example"]
 
 _V1_LAYOUT = (
@@ -72,11 +74,17 @@ class Example(BaseModel):
 
     def __getattr__(self, name: str) -> Any:
         """`statement` reads as None on examples without one: the build's dedup anchors read it
-        off every example (mwe.build.loop; to move to `texts()`). A property would be shadowed
-        by persona's field, which pydantic warns about."""
+        off every example (mwe.build.loop, until it asks `anchor()`). A property would be
+        shadowed by persona's field, which pydantic warns about."""
         if name == "statement":
             return None
         return super().__getattr__(name)  # type: ignore[misc]
+
+    def anchor(self) -> tuple[str, str]:
+        """What dedup compares generated items with (as `Item.text` would give for this example's
+        item) and the text shown when one matches."""
+        question, options, _ = self.view()
+        return compare_text(question, options), question
 
     def texts(self) -> list[str]:
         """What contamination checks compare generated items with: the stem and every option."""

@@ -78,8 +78,11 @@ class PersonaExample(Example):
     def view(self) -> tuple[str, list[str], str]:
         return persona_question(self.statement), ["Yes", "No"], "A" if self.shows_behavior else "B"
 
+    def anchor(self) -> tuple[str, str]:
+        return self.statement, self.statement  # the fixed question and Yes/No would match every item
+
     def texts(self) -> list[str]:
-        return [self.statement, "Yes", "No"]  # the fixed question would match every item
+        return [self.statement, "Yes", "No"]
 
 
 def _statement(ex: Example) -> tuple[str, bool]:
