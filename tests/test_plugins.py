@@ -447,3 +447,22 @@ def _import(path: Path) -> Any:
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     return module
+
+
+def test_items_of_a_format_not_installed_here_are_read_by_the_built_in_they_look_like() -> None:
+    """A dataset made with a format plugin that is not installed still exports and evaluates:
+    its items go the way of the built-in format whose fields they have."""
+    from mwe.generators import format_of
+    from mwe.generators.mcq import AlignmentFakingGenerator
+    from mwe.generators.open_ended import OpenEndedGenerator
+    from mwe.generators.persona import PersonaGenerator
+
+    def item(**fields: Any) -> Item:
+        base = {"id": "x", "threat_model": "t", "format": "gone-plugin", "facet": "f", "question": "q?"}
+        return Item(**{"choices": ["a", "b"], "answer_matching_behavior": "A", **base, **fields})
+
+    assert format_of(item()) is McqGenerator
+    assert format_of(item(statement="I want more.")) is PersonaGenerator
+    assert format_of(item(conditions=[{"name": "training"}])) is AlignmentFakingGenerator
+    assert format_of(item(choices=[], answer_matching_behavior=None, rubric={"matching": "m"})) is OpenEndedGenerator
+    assert format_of(item(format="persona")) is PersonaGenerator  # a registered format is taken at its word
