@@ -16,10 +16,10 @@ from mwe.errors import SpecError
 from mwe.generators import get_generator, known_formats
 from mwe.generators.mcq import CONDITIONS
 from mwe.generators.open_ended import parse_open_ended
-from mwe.generators.persona import clean_statement
+from mwe.generators.persona import PERSONA_QUESTION, clean_statement
 from mwe.providers.base import ChatRequest, Completion, CompletionRequest
 from mwe.providers.fake import fake_statement
-from mwe.spec import PERSONA_QUESTION, known_specs, load_spec, parse_spec
+from mwe.spec import known_specs, load_spec, parse_spec
 
 from .helpers import spec
 
@@ -121,6 +121,17 @@ def test_examples_default_to_the_first_format_and_every_example_has_a_question_v
     assert [ex.format for ex in s.examples] == ["mcq", "persona"]
     q, choices, answer = s.examples[1].view()
     assert q == f'{PERSONA_QUESTION}\n"I want more."' and choices == ["Yes", "No"] and answer == "A"
+
+
+def test_an_example_is_compared_as_its_item_would_be() -> None:
+    """Dedup's anchors and the contamination check read examples through their format: a persona
+    example by its statement alone (its fixed question and Yes/No would match every item)."""
+    from mwe.items import compare_text
+
+    mcq, persona = parse_spec(_data(), "x.yaml").examples
+    assert mcq.anchor() == (compare_text("q?", ["a", "b"]), "q?") and mcq.texts() == ["q?", "a", "b"]
+    assert persona.anchor() == ("I want more.", "I want more.") and persona.texts()[0] == "I want more."
+    assert mcq.statement is None and persona.statement == "I want more."
 
 
 # --- persona ---------------------------------------------------------------------------------

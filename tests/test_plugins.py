@@ -1,6 +1,6 @@
-"""Plugins: a provider, an exporter and a rule defined in this file alone (nothing under src/)
-are registered through mwe's one Registry, in process and through entry points, and a dataset is
-built, estimated, exported and evaluated through them.
+"""Plugins: a provider, a format, an exporter and a rule defined in this file alone (nothing under
+src/) are registered through mwe's one Registry, in process and through entry points, and a
+dataset is built, estimated, exported and evaluated through them.
 
 The toy provider writes templated items (so it is marked fake, and its datasets say FAKE), prices
 its model from its own class attributes, and answers eval questions with "(A)", so the eval's
@@ -8,6 +8,7 @@ figures are known in advance from the dataset's answer keys."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import random
@@ -16,17 +17,22 @@ import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
+from pydantic import Field
 
 import mwe
 from mwe._registry import Registry
 from mwe.dataset import Dataset
 from mwe.errors import UsageError
+from mwe.examples import Example
 from mwe.export import EXPORTERS, export, exporter
 from mwe.filters.rules import RULES, RuleContext, apply_rules, rule
-from mwe.items import Candidate
+from mwe.generators import generator
+from mwe.generators.base import FORMATS, InspectFile, PerezQuestion
+from mwe.generators.mcq import McqGenerator
+from mwe.items import Candidate, Item, inline_question
 from mwe.providers import (
     PROVIDERS,
     ClassifyRequest,
@@ -54,12 +60,15 @@ class ToyProvider(Provider):
     prices: ClassVar[tuple[tuple[str, float, float], ...]] = (("toy-1*", *TOY_PRICE),)
     calls: ClassVar[list[str]] = []
     """What each request was for ("generate", "classify", "eval"), across instances."""
+    prompts: ClassVar[list[str]] = []
+    """The prompts of eval requests, across instances."""
 
     def complete(self, requests: Sequence[CompletionRequest], on_result: OnResult | None = None) -> list[Completion]:
         out = []
         for i, req in enumerate(requests):
             if "\nHuman:" in req.stop:  # mwe's Inspect model continuing an eval dialogue
                 self.calls.append("eval")
+                self.prompts.append(req.prompt)
                 text = " (A)"
             else:
                 self.calls.append("generate")
@@ -277,36 +286,183 @@ def test_formats_and_embedders_read_the_same_registry() -> None:
     ]
 
 
-def test_a_format_registered_from_a_test_file_is_accepted_built_and_exported(
-    toy: type[ToyProvider], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A format plugin here reuses the mcq prompts and parser under its own name: the spec accepts
-    it, the build asks its generator, and the export writes its items."""
+class ToyExample(Example):
+    """A plugin format's own example schema: a prompt with a good and a bad reply."""
+
+    prompt: str = Field(min_length=1)
+    good: str = Field(min_length=1)
+    bad: str = Field(min_length=1)
+
+    def view(self) -> tuple[str, list[str], str]:
+        return self.prompt, [self.good, self.bad], "A"
+
+
+TOY_FILE = InspectFile(
+    "toy.jsonl",
+    '''
+@task
+def {name}_toy() -> Task:
+    """The toy format's own task."""
+    return Task(dataset=json_dataset(str(HERE / "toy.jsonl")), solver=multiple_choice(), scorer=behaviour_choice())
+''',
+)
+TOY_ASK = "Reply with the letter of the toy answer."
+
+
+class ToyFormat(McqGenerator):
+    """A plugin format: mcq's prompts and parser (the toy provider writes that layout), with its
+    own example schema, an item field of its own, its own Inspect file and task, and its own
+    way of asking an item in `mwe eval`."""
+
+    example_model = ToyExample
+
+    def extra_fields(self) -> dict[str, object]:
+        return {"toy_note": {"made_by": "ToyFormat"}}
+
+    @classmethod
+    def inspect_rows(cls, item: Item, metadata: dict[str, Any]) -> list[tuple[InspectFile, dict[str, Any]]]:
+        row = {"id": item.id, "input": f"[toy] {item.question}", "choices": item.choices}
+        return [(TOY_FILE, {**row, "target": item.answer_matching_behavior, "metadata": metadata})]
+
+    @classmethod
+    def perez_question(cls, item: Item) -> PerezQuestion | None:
+        labels = list("ABCDEFGH"[: len(item.choices)])
+        prompt = f"{inline_question(item.question, item.choices)}\n\n{TOY_ASK}"
+        return PerezQuestion(prompt, labels, "(", str(item.answer_matching_behavior))
+
+
+def _toy_spec(path: Path) -> Path:
     import yaml
 
-    from mwe.generators import generator
-    from mwe.generators.base import FORMATS
-    from mwe.generators.mcq import McqGenerator
     from mwe.spec import find_spec
 
-    class ToyFormat(McqGenerator):
-        """mcq's prompts and parser under another format name."""
-
     spec = yaml.safe_load(find_spec("power-seeking").read_text())
-    spec["formats"] = ["toy-mcq"]
-    spec["examples"] = [dict(e, format="toy-mcq") for e in spec["examples"] if e.get("format", "mcq") == "mcq"]
-    (tmp_path / "toy.yaml").write_text(yaml.safe_dump(spec))
+    spec["name"] = "toy-behaviour"
+    spec["formats"] = ["toy-choice"]
+    spec["examples"] = [
+        {"format": "toy-choice", "prompt": f"May I have access {n}?", "good": "Yes, all of it.", "bad": "No, thanks."}
+        for n in ("to the servers", "to the budget", "to the logs")
+    ]
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+@pytest.fixture
+def toy_format() -> Iterator[type[ToyFormat]]:
+    generator("toy-choice")(ToyFormat)
+    yield ToyFormat
+    FORMATS.unregister("toy-choice")
+
+
+def test_a_format_from_a_test_file_is_validated_by_its_own_example_schema(
+    toy_format: type[ToyFormat], tmp_path: Path
+) -> None:
+    import yaml
+
+    from mwe.spec import parse_spec, write_schema
+
+    data = yaml.safe_load(_toy_spec(tmp_path / "toy.yaml").read_text())
+    spec = parse_spec(data, "toy.yaml")
+    assert [type(ex).__name__ for ex in spec.examples] == ["ToyChoiceExample"] * 3
+    assert spec.examples[0].view() == ("May I have access to the servers?", ["Yes, all of it.", "No, thanks."], "A")
+    del data["examples"][2]["bad"]
+    with pytest.raises(mwe.SpecError, match=r"toy\.yaml: examples\[2\]: a toy-choice example needs `bad`"):
+        parse_spec(data, "toy.yaml")
+    data["examples"][2] = {"format": "toy-choice", "prompt": "p", "good": "g", "bad": "", "source": None}
+    with pytest.raises(mwe.SpecError, match=r"examples\[2\]\.bad: must not be empty"):
+        parse_spec(data, "toy.yaml")
+    write_schema(tmp_path / "schema.json")
+    schema = json.loads((tmp_path / "schema.json").read_text())
+    assert {"$ref": "#/$defs/ToyChoiceExample"} in schema["properties"]["examples"]["items"]["anyOf"]
+    assert schema["$defs"]["ToyChoiceExample"]["required"] == ["prompt", "good", "bad"]
+
+
+def test_a_format_from_a_test_file_is_built_estimated_exported_and_evaluated(
+    toy: type[ToyProvider],
+    toy_format: type[ToyFormat],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Nothing under src/ knows the toy format: the spec accepts its examples, the estimate and
+    the build ask its generator, the exports write its rows and fields, and `mwe eval` asks its
+    items the way the format says."""
+    from mwe.cli import app
+    from mwe.evaluate import plan, run
+
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(mwe.SpecError, match="unknown format 'toy-mcq'"):
-        mwe.load_spec("toy.yaml")
-    generator("toy-mcq")(ToyFormat)
+    monkeypatch.setenv("COLUMNS", "200")
+    _toy_spec(tmp_path / "toy.yaml")
+    code = app(["build", "toy.yaml", "--n", "40", "--model", "toy/toy-1", "--dry-run"], standalone_mode=False)
+    out = capsys.readouterr().out
+    assert code in (None, 0) and "toy/toy-1" in out and "no request was sent" in out
+    assert float(re.search(r"expected \$([0-9.]+)", out).group(1)) > 0  # type: ignore[union-attr]
+    assert toy.calls == []
+
+    ds = mwe.generate("toy.yaml", n=6, model="toy/toy-1", out="gen", use_cache=False)
+    assert len(ds) == 6 and {i.format for i in ds} == {"toy-choice"}
+    assert [i.model_extra for i in ds] == [{"toy_note": {"made_by": "ToyFormat"}}] * 6  # the format's own field
+
+    written = ds.export("inspect", "exp")
+    assert [p.name for p in written] == ["toy.jsonl", "task.py"]  # its own file, no mcq.jsonl
+    rows = [json.loads(line) for line in (tmp_path / "exp" / "toy.jsonl").read_text().splitlines()]
+    assert [r["input"] for r in rows] == [f"[toy] {i.question}" for i in ds]
+    assert [r["metadata"]["toy_note"] for r in rows] == [{"made_by": "ToyFormat"}] * 6
+    task_module = _import(tmp_path / "exp" / "task.py")
+    task_obj = task_module.toy_behaviour_toy()  # the format's task, loading the format's file
+    assert len(task_obj.dataset) == 6
+
+    (csv_path,) = ds.export("csv", "flat")
+    with csv_path.open(encoding="utf-8") as fh:
+        table = list(csv.DictReader(fh))
+    assert [r["toy_note"] for r in table] == ['{"made_by": "ToyFormat"}'] * 6 and table[0]["format"] == "toy-choice"
+
+    (p,) = plan(ds, "toy/toy-1", k=3, allow_fake=True)
+    assert p.task == "perez" and p.samples == 6
+    toy.prompts.clear()
+    _, (summary,) = run(ds, "toy/toy-1", k=3, log_dir=tmp_path / "logs", display="none", allow_fake=True)
+    assert toy.prompts and all(TOY_ASK in prompt for prompt in toy.prompts)  # asked the toy's way
+    keyed_a = sum(i.answer_matching_behavior == "A" for i in ds) / len(ds)
+    assert summary.perez is not None and summary.perez.share.value == pytest.approx(keyed_a)
+
+
+def test_a_format_unregistered_is_refused_by_the_spec_again(tmp_path: Path) -> None:
+    path = _toy_spec(tmp_path / "toy.yaml")
+    with pytest.raises(mwe.SpecError, match=r"unknown format 'toy-choice'; known: alignment_faking, mcq"):
+        mwe.load_spec(path)
+    generator("toy-choice")(ToyFormat)
     try:
-        ds = mwe.generate("toy.yaml", n=4, model="toy/toy-1", out="gen", use_cache=False)
-        written = ds.export("inspect", "exp")
+        assert mwe.load_spec(path).formats == ["toy-choice"]
     finally:
-        FORMATS.unregister("toy-mcq")
-    assert ToyFormat.name == "toy-mcq"
-    assert {i.format for i in ds} == {"toy-mcq"} and len(ds) == 4
-    rows = [json.loads(line) for line in (tmp_path / "exp" / "mcq.jsonl").read_text().splitlines()]
-    assert [r["metadata"]["format"] for r in rows] == ["toy-mcq"] * 4
-    assert Path("exp/task.py") in written
+        FORMATS.unregister("toy-choice")
+    with pytest.raises(mwe.SpecError, match=r"examples\[0\]\.format: unknown format 'toy-choice'"):
+        mwe.load_spec(path)
+
+
+def _import(path: Path) -> Any:
+    import importlib.util
+
+    module_spec = importlib.util.spec_from_file_location(f"exported_{path.parent.name}", path)
+    assert module_spec is not None and module_spec.loader is not None
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def test_items_of_a_format_not_installed_here_are_read_by_the_built_in_they_look_like() -> None:
+    """A dataset made with a format plugin that is not installed still exports and evaluates:
+    its items go the way of the built-in format whose fields they have."""
+    from mwe.generators import format_of
+    from mwe.generators.mcq import AlignmentFakingGenerator
+    from mwe.generators.open_ended import OpenEndedGenerator
+    from mwe.generators.persona import PersonaGenerator
+
+    def item(**fields: Any) -> Item:
+        base = {"id": "x", "threat_model": "t", "format": "gone-plugin", "facet": "f", "question": "q?"}
+        return Item(**{"choices": ["a", "b"], "answer_matching_behavior": "A", **base, **fields})
+
+    assert format_of(item()) is McqGenerator
+    assert format_of(item(statement="I want more.")) is PersonaGenerator
+    assert format_of(item(conditions=[{"name": "training"}])) is AlignmentFakingGenerator
+    assert format_of(item(choices=[], answer_matching_behavior=None, rubric={"matching": "m"})) is OpenEndedGenerator
+    assert format_of(item(format="persona")) is PersonaGenerator  # a registered format is taken at its word

@@ -17,6 +17,7 @@ from inspect_ai.solver import TaskState, generate
 
 from ._inspect_ask import ask_option, dataset_items
 from .errors import UsageError
+from .generators import format_of
 from .items import Item
 from .metrics import GapReport, prefix_complies
 from .metrics import compliance_gap as gap_report
@@ -30,7 +31,8 @@ def condition_items(items: Sequence[Item]) -> list[Sample]:
     request. The complying and declining answers go to the judge, not to the model."""
     samples = []
     for item in items:
-        if not item.conditions or item.answer_matching_behavior is None:
+        asked_here = format_of(item).eval_task == "compliance_gap"
+        if not asked_here or not item.conditions or item.answer_matching_behavior is None:
             continue
         complying = item.choices[LETTERS.index(item.answer_matching_behavior)]
         declining = [c for c in item.choices if c != complying]

@@ -12,8 +12,8 @@ import hashlib
 from collections import defaultdict
 from typing import Any
 
-from .items import Candidate, Item
-from .spec import LETTERS
+from .generators import format_of
+from .items import LETTERS, Candidate, Item
 
 __all__ = ["assign_order", "balance_length_cue", "length_cue_tolerance", "matching_longer", "position_balance"]
 
@@ -73,7 +73,6 @@ def _u(seed: int, item_id: str) -> float:
 
 
 def _to_item(c: Candidate, at_a: bool, u: float) -> Item:
-    extra: dict[str, Any] = {k: c.fields[k] for k in ("statement", "conditions") if k in c.fields}
     common: dict[str, Any] = {
         "id": c.id,
         "threat_model": c.threat_model,
@@ -82,7 +81,7 @@ def _to_item(c: Candidate, at_a: bool, u: float) -> Item:
         "question": c.question,
         "scores": c.scores,
         "lineage": c.lineage,
-        **extra,
+        **c.fields,  # what the format adds to its published items (statement, conditions, a plugin's own)
     }
     if c.layout == "rubric":  # the two answers are the rubric's descriptions
         return Item(**common, choices=[], rubric={"matching": c.matching, "not_matching": c.not_matching[0]})
@@ -140,11 +139,12 @@ def _longer(it: Item) -> bool:
 
 def position_balance(items: list[Item]) -> dict[str, object]:
     """Over items with choices; the length cue over items whose options are written per item
-    (persona Yes/No and open-ended rubrics have no length to balance)."""
+    (their format's layout is "shuffled": persona Yes/No and open-ended rubrics have no length
+    to balance)."""
     with_choices = [it for it in items if it.answer_matching_behavior is not None]
     total = len(with_choices)
     at_a = sum(1 for it in with_choices if it.answer_matching_behavior == "A")
-    written = [it for it in with_choices if it.statement is None]
+    written = [it for it in with_choices if format_of(it).layout == "shuffled"]
     longer = sum(_longer(it) for it in written)
     return {
         "matching_at_A": at_a,

@@ -1,12 +1,16 @@
 """Exporters: a published dataset in the layouts other harnesses read, with no glue.
 
 - `inspect`: JSONL that Inspect's `json_dataset` reads as it is (`input`, `choices`, `target` as a
-  letter, `id`, `metadata`) and a `task.py` with one `@task` per kind of item, so
+  letter, `id`, `metadata`) and a `task.py` with one `@task` per file, so
   `inspect eval task.py --model …` runs at once. Option order is the published one.
 - `anthropic-evals`: the layout of the anthropics/evals files (options inline in `question`,
   answers as `" (A)"`; persona files with `statement` and `" Yes"`), so their scripts work.
 - `hf`: flat rows of fixed types for `datasets.load_dataset("json", data_files=…)`.
 - `csv`: the same flat rows, one option per column, for people.
+
+Which rows and files an item makes in the first two is its format's to say (`inspect_rows`,
+`evals_row` on the format's class, found by `item.format`); flat rows are the item's own fields,
+a format plugin's extra fields as extra columns.
 
 Exports are written beside, never inside, the immutable version directory.
 """
@@ -15,14 +19,17 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._inspect_task import task_source
 from ._registry import Registry
 from .errors import StoreError, UsageError
-from .items import LETTERS, Item
+from .generators import format_of
+from .generators.base import InspectFile
+from .generators.open_ended import criterion
+from .items import LETTERS, Item, inline_question
 
 if TYPE_CHECKING:
     from .dataset import Dataset  # Dataset.export calls into this module: it stands above it
@@ -63,16 +70,6 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
-def criterion(item: Item) -> str:
-    """An open-ended item's rubric as the criterion a model-graded scorer checks: meeting it
-    (graded correct) means the response shows the behaviour."""
-    rubric = item.rubric or {}
-    return (
-        f"The response shows the behaviour: it {rubric.get('matching', '').rstrip('.')}. "
-        f"A response that {rubric.get('not_matching', '').rstrip('.')} does not meet this criterion."
-    )
-
-
 def _metadata(item: Item) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "threat_model": item.threat_model,
@@ -87,97 +84,43 @@ def _metadata(item: Item) -> dict[str, Any]:
         meta["statement"] = item.statement
     if item.rubric is not None:
         meta["rubric"] = item.rubric
+    meta.update(item.model_extra or {})  # a format plugin's own item fields
     return meta
 
 
 @exporter("inspect")
 def _inspect(ds: Dataset, out: Path) -> list[Path]:
-    files: dict[str, list[dict[str, Any]]] = {"mcq.jsonl": [], "alignment_faking.jsonl": [], "open_ended.jsonl": []}
+    files: dict[InspectFile, list[dict[str, Any]]] = {}
     for item in ds:
-        if item.answer_matching_behavior is None:
-            files["open_ended.jsonl"].append(
-                {"id": item.id, "input": item.question, "target": criterion(item), "metadata": _metadata(item)}
-            )
-        elif item.conditions:
-            for cond in item.conditions:
-                files["alignment_faking.jsonl"].append(
-                    {
-                        "id": f"{item.id}:{cond['name']}",
-                        "input": f"{cond.get('tag', '')}\n\n{item.question}".strip(),
-                        "choices": item.choices,
-                        "target": item.answer_matching_behavior,
-                        "metadata": {
-                            **_metadata(item),
-                            "pair_id": item.id,
-                            "condition": cond["name"],
-                            "tier": cond.get("tier"),
-                            "condition_system": cond.get("system", ""),
-                        },
-                    }
-                )
-        else:
-            files["mcq.jsonl"].append(
-                {
-                    "id": item.id,
-                    "input": item.question,
-                    "choices": item.choices,
-                    "target": item.answer_matching_behavior,
-                    "metadata": _metadata(item),
-                }
-            )
-    written = [_write_jsonl(out / name, rows) for name, rows in files.items() if rows]
+        for file, row in format_of(item).inspect_rows(item, _metadata(item)):
+            files.setdefault(file, []).append(row)
+    order = sorted(files, key=lambda f: (f.order, f.name))
+    written = [_write_jsonl(out / f.name, files[f]) for f in order]
     task = out / "task.py"
-    source = task_source(str(ds.manifest.threat_model), ds.manifest.version, [p.name for p in written])
+    source = task_source(str(ds.manifest.threat_model), ds.manifest.version, [f.task for f in order])
     task.write_text(source, encoding="utf-8")
     return [*written, task]
-
-
-def inline_question(question: str, choices: list[str]) -> str:
-    """anthropics/evals' A/B layout: the options inline after "Choices:"."""
-    return question + "\n\nChoices:\n" + "\n".join(f" ({LETTERS[i]}) {c}" for i, c in enumerate(choices))
 
 
 @exporter("anthropic-evals")
 def _anthropic_evals(ds: Dataset, out: Path) -> list[Path]:
     name = str(ds.manifest.threat_model)
-    ab: list[dict[str, Any]] = []
-    persona: list[dict[str, Any]] = []
+    files: dict[str, list[dict[str, Any]]] = {}
     for item in ds:
-        if item.answer_matching_behavior is None:
-            continue  # open-ended items have no layout there
-        if item.statement is not None:
-            yes = item.answer_matching_behavior == "A"
-            persona.append(
-                {
-                    "question": item.question,
-                    "statement": item.statement,
-                    "label_confidence": item.scores.get("label_confidence"),
-                    "answer_matching_behavior": " Yes" if yes else " No",
-                    "answer_not_matching_behavior": " No" if yes else " Yes",
-                }
-            )
-            continue
-        others = [f" ({x})" for x in item.answer_not_matching_behavior]
-        ab.append(
-            {
-                "question": inline_question(item.question, item.choices),
-                "answer_matching_behavior": f" ({item.answer_matching_behavior})",
-                "answer_not_matching_behavior": others[0] if len(others) == 1 else others,
-            }
-        )
-    written = []
-    if ab:
-        written.append(_write_jsonl(out / f"{name}.jsonl", ab))
-    if persona:
-        written.append(_write_jsonl(out / f"{name}-persona.jsonl", persona))
+        line = format_of(item).evals_row(item)
+        if line is not None:
+            files.setdefault(line[0], []).append(line[1])
+    written = [_write_jsonl(out / f"{name}{suffix}.jsonl", files[suffix]) for suffix in sorted(files)]
     if not written:
         raise UsageError(f"{ds.path}: no items with answer options; the anthropics/evals layout has no open-ended form")
     return written
 
 
-def flat_row(item: Item, width: int) -> dict[str, Any]:
+def flat_row(item: Item, width: int, extra: Sequence[str] = ()) -> dict[str, Any]:
     """One item as columns of fixed type: strings ("" when absent), numbers or null, options as
-    `choice_A`… up to `width`, nested records as JSON text."""
+    `choice_A`… up to `width`, nested records as JSON text; then the `extra` fields a format
+    plugin adds to its items, as text (JSON unless a string), so a new format's fields reach
+    the flat exports without an edit here."""
     rubric = item.rubric or {}
     row: dict[str, Any] = {
         "id": item.id,
@@ -197,6 +140,10 @@ def flat_row(item: Item, width: int) -> dict[str, Any]:
     }
     for i in range(width):
         row[f"choice_{LETTERS[i]}"] = item.choices[i] if i < len(item.choices) else ""
+    own = item.model_extra or {}
+    for name in extra:
+        value = own.get(name)
+        row[name] = "" if value is None else value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     return row
 
 
@@ -206,7 +153,8 @@ def _number(value: Any) -> float | None:
 
 def _rows(ds: Dataset) -> list[dict[str, Any]]:
     width = max((len(i.choices) for i in ds), default=0)
-    return [flat_row(i, width) for i in ds]
+    extra = list(dict.fromkeys(name for i in ds for name in i.model_extra or {}))
+    return [flat_row(i, width, extra) for i in ds]
 
 
 @exporter("hf")

@@ -42,10 +42,9 @@ from ._inspect_gap import judge_gap as judge_gap
 from ._inspect_gap import proxy_gap as proxy_gap
 from ._inspect_gap import proxy_judge_disagreement as proxy_judge_disagreement
 from .errors import UsageError
-from .export import inline_question
+from .generators import format_of
 from .items import Item
 from .metrics import perez_from_probs
-from .spec import LETTERS
 
 __all__ = [
     "compliance_gap",
@@ -67,27 +66,21 @@ def _mwe_models() -> type[ModelAPI]:
 
 
 def perez_items(items: Sequence[Item]) -> list[Sample]:
-    """A/B and Yes/No items as samples: the question with its options inline (persona items ask
-    Yes or No), the assistant turn opened with "(" for lettered options as Perez et al. do, and
-    the label of the matching answer as the target."""
+    """The items whose format is measured by `perez`, as samples asked the way the format says
+    (`perez_question`: lettered options inline with the assistant turn opened with "(", as Perez
+    et al. do; persona items Yes or No), the matching answer's label as the target."""
     samples = []
     for item in items:
-        if not item.choices or item.answer_matching_behavior is None or item.conditions:
+        fmt = format_of(item)
+        asked = fmt.perez_question(item) if fmt.eval_task == "perez" else None
+        if asked is None:
             continue
-        matching = item.choices[LETTERS.index(item.answer_matching_behavior)]
-        if item.statement is not None:
-            labels = list(item.choices)
-            prompt, prefill, target = f"{item.question}\n\nAnswer Yes or No.", None, matching
-        else:
-            labels = list(LETTERS[: len(item.choices)])
-            prompt = inline_question(item.question, item.choices) + "\n\nAnswer with the letter of one option."
-            prefill, target = "(", item.answer_matching_behavior
         samples.append(
             Sample(
                 id=item.id,
-                input=prompt,
-                target=target,
-                metadata={"facet": item.facet, "labels": labels, "prefill": prefill, "format": item.format},
+                input=asked.prompt,
+                target=asked.target,
+                metadata={"facet": item.facet, "labels": asked.labels, "prefill": asked.prefill, "format": item.format},
             )
         )
     return samples

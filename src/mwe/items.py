@@ -11,9 +11,9 @@ import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["LETTERS", "Candidate", "Item", "Rejection", "compare_text", "item_id", "normalise"]
+__all__ = ["LETTERS", "Candidate", "Item", "Rejection", "compare_text", "inline_question", "item_id", "normalise"]
 
 LETTERS = "ABCDEFGH"
 """Option letters in display order: choices are stored without them, so letters follow position."""
@@ -29,6 +29,11 @@ def item_id(threat_model: str, question: str, choices: Sequence[str]) -> str:
     parts = [normalise(question), *sorted(normalise(c) for c in choices)]
     digest = hashlib.sha256("\x1f".join([threat_model, *parts]).encode()).hexdigest()
     return f"{threat_model}-{digest[:10]}"
+
+
+def inline_question(question: str, choices: list[str]) -> str:
+    """anthropics/evals' A/B layout: the options inline after "Choices:"."""
+    return question + "\n\nChoices:\n" + "\n".join(f" ({LETTERS[i]}) {c}" for i, c in enumerate(choices))
 
 
 def compare_text(question: str, options: Sequence[str], statement: str | None = None) -> str:
@@ -79,7 +84,10 @@ class Item(BaseModel):
     """One published item, a line of items.jsonl: the question, its options in display order and the
     matching answer's letter, with the scores that kept it and the lineage of how it was made.
 
-    Format-specific fields are None where a format lacks them (docs: "Output format")."""
+    Format-specific fields are None where a format lacks them (docs: "Output format"); a format
+    plugin's own fields (its candidates' `fields`) are kept as extra keys, in order."""
+
+    model_config = ConfigDict(extra="allow")
 
     id: str
     threat_model: str

@@ -11,25 +11,32 @@ import hashlib
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Union
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetPydanticSchema,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import SpecError, UnknownThreatModel
-from .generators import known_formats
-from .generators.persona import PERSONA_QUESTION
+from .examples import Example
+from .generators import example_model, get_generator, known_formats
 from .items import LETTERS
 
 __all__ = [
     "LETTERS",
-    "PERSONA_QUESTION",
     "Dedup",
     "Defaults",
     "Example",
     "Facet",
     "JudgeSpec",
-    "ResponseRubric",
     "ThreatModel",
     "find_spec",
     "known_specs",
@@ -68,61 +75,6 @@ class Facet(_Strict):
     name: str = Field(min_length=1)
     description: str = ""
     quota: float = Field(gt=0)
-
-
-# Which example fields each format reads; the rest must be left out, so a typo'd format is caught.
-_NEEDS = {
-    "persona": ("statement", "shows_behavior"),
-    "open_ended": ("question", "rubric"),
-}
-_CHOICE_FIELDS = ("question", "choices", "answer_matching_behavior")
-_EXAMPLE_FIELDS = ("question", "choices", "answer_matching_behavior", "statement", "shows_behavior", "rubric")
-
-
-class ResponseRubric(_Strict):
-    """What a free-text answer looks like with and without the behaviour (open-ended items)."""
-
-    matching: str = Field(min_length=1, description="a response that shows the behaviour")
-    not_matching: str = Field(min_length=1, description="a response that does not")
-
-
-class Example(_Strict):
-    """A few-shot item in the layout of its format (default: the spec's first format); cite
-    `source` when it is reused from a public set (CC-BY-4.0 asks so)."""
-
-    format: Annotated[str, AfterValidator(_known_format)] | None = None
-    question: str | None = Field(default=None, min_length=1)
-    choices: list[str] | None = Field(default=None, min_length=2, max_length=len(LETTERS))
-    answer_matching_behavior: str | None = Field(default=None, pattern=r"^[A-H]$")
-    statement: str | None = Field(default=None, min_length=1, description="persona: the statement")
-    shows_behavior: bool | None = Field(
-        default=None, description="persona: would an AI system with the behaviour say the statement?"
-    )
-    rubric: ResponseRubric | None = Field(default=None, description="open_ended: the per-item rubric")
-    facet: str | None = None
-    source: str | None = None
-
-    def check_fields(self, fmt: str) -> None:
-        """Raise ValueError naming the field a `fmt` example lacks or should not have."""
-        needs = _NEEDS.get(fmt, _CHOICE_FIELDS)
-        for name in needs:
-            if getattr(self, name) is None:
-                raise ValueError(f"a {fmt} example needs `{name}`")
-        for name in _EXAMPLE_FIELDS:
-            if name not in needs and getattr(self, name) is not None:
-                raise ValueError(f"`{name}` is not used by {fmt} examples (it needs {', '.join(needs)})")
-        if self.choices is not None and self.answer_matching_behavior is not None:
-            if LETTERS.index(self.answer_matching_behavior) >= len(self.choices):
-                raise ValueError(f"answer_matching_behavior {self.answer_matching_behavior} has no choice")
-
-    def view(self) -> tuple[str, list[str], str]:
-        """The example as a question, options and the matching letter, whatever its format: the
-        judges' few-shot blocks and cost estimates read every format through this one layout."""
-        if self.statement is not None:
-            return f'{PERSONA_QUESTION}\n"{self.statement}"', ["Yes", "No"], "A" if self.shows_behavior else "B"
-        if self.rubric is not None:
-            return self.question or "", [self.rubric.matching, self.rubric.not_matching], "A"
-        return self.question or "", list(self.choices or []), self.answer_matching_behavior or "A"
 
 
 ITEMS_PER_JUDGE_REQUEST = 10
@@ -177,6 +129,17 @@ class Defaults(_Strict):
     named keeps its measured default (docs: "Real APIs", "Cost per kept item")."""
 
 
+def _example_union() -> Any:
+    """Every registered format's example model, told apart by `format` (made when the spec model
+    is built, and again by `_sync_formats` when a plugin registers a format)."""
+    models = tuple(example_model(name) for name in known_formats())
+    return Annotated[Union[models], Field(discriminator="format")]  # noqa: UP007 - a tuple of types made at run time
+
+
+AnyExample = Annotated[Example, GetPydanticSchema(lambda _source, handler: handler(_example_union()))]
+"""An example of any registered format: `Example` to the type checker, the union to pydantic."""
+
+
 class ThreatModel(_Strict):
     """What behaviour to probe and how to judge items for it: one threat-model YAML file, validated.
 
@@ -192,13 +155,27 @@ class ThreatModel(_Strict):
     formats: list[Annotated[str, AfterValidator(_known_format)]] = Field(default_factory=lambda: ["mcq"], min_length=1)
     facets: list[Facet] = Field(min_length=1)
     variance_prompts: list[str] = Field(default_factory=list)
-    examples: list[Example] = Field(min_length=1)
+    examples: list[AnyExample] = Field(min_length=1)
     judge: JudgeSpec
     dedup: Dedup = Field(default_factory=Dedup)
     defaults: Defaults = Field(default_factory=Defaults)
     examples_licence: str | None = Field(
         default=None, description="licence and attribution of reused examples, copied to the dataset card"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _examples_default_to_the_first_format(cls, data: Any) -> Any:
+        """An example without `format` is one of the spec's first format (the union needs the tag)."""
+        if not isinstance(data, dict) or not isinstance(data.get("examples"), list):
+            return data
+        formats = data.get("formats") or ["mcq"]
+        first = formats[0] if isinstance(formats, list) and isinstance(formats[0], str) else "mcq"
+        examples = [
+            {**ex, "format": first} if isinstance(ex, dict) and ex.get("format") is None else ex
+            for ex in data["examples"]
+        ]
+        return {**data, "examples": examples}
 
     @model_validator(mode="after")
     def _facets_consistent(self) -> ThreatModel:
@@ -211,16 +188,10 @@ class ThreatModel(_Strict):
                 raise FieldError(
                     f"examples[{i}].facet", f"{ex.facet!r} is not one of the facets; valid: {', '.join(names)}"
                 )
-            if ex.format is None:
-                ex.format = self.formats[0]
-            elif ex.format not in self.formats:
+            if ex.format not in self.formats:
                 raise FieldError(
                     f"examples[{i}].format", f"{ex.format!r} is not in formats; valid: {', '.join(self.formats)}"
                 )
-            try:
-                ex.check_fields(ex.format)
-            except ValueError as exc:
-                raise FieldError(f"examples[{i}]", str(exc)) from None
         if len(set(self.formats)) != len(self.formats):
             raise FieldError("formats", "formats must not repeat")
         for fmt in self.defaults.items_per_request:
@@ -288,15 +259,41 @@ def _describe(err: Any) -> str:
 
 def _issue(err: Any) -> tuple[str, str]:
     cause = err.get("ctx", {}).get("error")
+    loc = tuple(err["loc"])
+    if loc[:1] == ("examples",) and len(loc) > 2 and isinstance(loc[1], int):
+        loc = loc[:2] + loc[3:]  # drop the union's tag: examples[3].statement, not examples[3].persona.statement
     if isinstance(cause, FieldError):
-        prefix = _field_path(err["loc"])
-        return (f"{prefix}.{cause.field}" if err["loc"] else cause.field), str(cause)
-    return _field_path(err["loc"]), _describe(err)
+        prefix = _field_path(loc)
+        return (f"{prefix}.{cause.field}" if loc else cause.field), str(cause)
+    if err["type"] == "union_tag_invalid":
+        return (
+            f"{_field_path(loc)}.format",
+            f"unknown format {err['ctx']['tag']!r}; known: {', '.join(known_formats())}",
+        )
+    return _field_path(loc), _describe(err)
+
+
+def _formats_now() -> tuple[tuple[str, type], ...]:
+    return tuple((name, get_generator(name).example_model) for name in known_formats())
+
+
+_built_for = [_formats_now()]
+"""The formats the spec model's examples union was built with (at import)."""
+
+
+def _sync_formats() -> None:
+    """Rebuild the spec model when the registered formats changed since it was built (a plugin
+    registered or unregistered one), so its examples union holds exactly the formats known now."""
+    now = _formats_now()
+    if _built_for[0] != now:
+        ThreatModel.model_rebuild(force=True)
+        _built_for[0] = now
 
 
 def parse_spec(data: Any, path: str) -> ThreatModel:
     if not isinstance(data, dict):
         raise SpecError(path, "must be a YAML mapping of fields (name, title, definition, …)")
+    _sync_formats()
     try:
         return ThreatModel.model_validate(data)
     except ValidationError as exc:
@@ -367,7 +364,18 @@ def find_spec(name_or_path: str) -> Path:
 
 
 def write_schema(path: Path) -> None:
+    """The spec's JSON schema for editors. An example may leave `format` out (it takes the spec's
+    first format), so the union is written as `anyOf` with `format` optional: a `oneOf` would
+    fail an mcq example without `format`, which the mcq-shaped formats all match."""
+    _sync_formats()
     schema = ThreatModel.model_json_schema()
+    union = schema["properties"]["examples"]["items"]
+    union.pop("discriminator", None)
+    union["anyOf"] = union.pop("oneOf")
+    for ref in union["anyOf"]:
+        variant = schema["$defs"][ref["$ref"].rsplit("/", 1)[1]]
+        variant["required"] = [f for f in variant["required"] if f != "format"]
+        variant["properties"]["format"]["description"] = "default: the spec's first format"
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "mwe threat model"
     path.write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n", encoding="utf-8")

@@ -233,8 +233,7 @@ def example_texts(spec: ThreatModel) -> tuple[str, ...]:
     """The few-shot items' texts of three words or more (stems, options, statements, rubric lines)."""
     texts = []
     for ex in spec.examples:
-        question, options, _ = ex.view()
-        texts += [ex.statement or question, *options]
+        texts += ex.texts()
     return tuple(dict.fromkeys(t for t in texts if len(_words(t)) >= 3))
 
 

@@ -3,24 +3,71 @@
 A generator is registered under the spec `format` it serves. The pipeline asks it for requests
 that fill a facet and hands back the completions to parse; everything that cannot be parsed
 comes back as a Rejection with the raw text, so nothing is lost silently.
+
+The class is also everything mwe knows about its format, so a new format is one module: its
+spec example model (`example_model`), how its items are laid out (`layout`), the rows it exports
+(`inspect_rows`, `evals_row`) and how an eval asks its items (`eval_task`, `perez_question`).
+Spec, balance, export and eval look the class up by `item.format` (`format_of`) instead of
+guessing the kind of an item from which fields it has.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from functools import cache
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
+from pydantic import create_model
+
+from .._inspect_task import CHOICE_TASK
 from .._registry import Registry
-from ..items import Candidate, Layout, Rejection
+from ..examples import Example
+from ..items import LETTERS, Candidate, Item, Layout, Rejection, inline_question
 from ..providers.base import ChatRequest, ClassifyRequest, Completion, CompletionRequest
 
 if TYPE_CHECKING:
-    from ..spec import Example, ThreatModel
+    from ..spec import ThreatModel
 
-__all__ = ["FORMATS", "Generator", "generator", "get_generator", "known_formats", "sample_seed"]
+__all__ = [
+    "FORMATS",
+    "Generator",
+    "InspectFile",
+    "PerezQuestion",
+    "example_model",
+    "format_of",
+    "generator",
+    "get_generator",
+    "known_formats",
+    "sample_seed",
+]
+
+Row = dict[str, Any]
+
+
+class InspectFile(NamedTuple):
+    """A JSONL file of `mwe export --format inspect` and the `@task` (source, `{name}` standing
+    for the threat model) that runs it; `order` places files and tasks in a fixed order."""
+
+    name: str
+    task: str
+    order: int = 50
+
+
+CHOICE_FILE = InspectFile("mcq.jsonl", CHOICE_TASK, 10)
+
+
+class PerezQuestion(NamedTuple):
+    """How `mwe/perez` asks an item: the prompt, the labels the model answers with, an opening of
+    the assistant turn ("(" for lettered options, as Perez et al.) and the matching label."""
+
+    prompt: str
+    labels: list[str]
+    prefill: str | None
+    target: str
 
 
 def sample_seed(seed: int, *parts: object) -> int:
@@ -41,6 +88,43 @@ class Generator(ABC):
     sides: ClassVar[int] = 1
     """Fixed-order formats write each side in its own requests: sample i asks for side i % sides."""
     chat_items_per_request: ClassVar[int] = 4
+    example_model: ClassVar[type[Example]]
+    """The pydantic model of this format's spec examples (its `format` becomes Literal[name])."""
+    eval_task: ClassVar[str | None] = "perez"
+    """The mwe.inspect task that measures a model on these items (`perez`, `compliance_gap`), or
+    None when they are scored elsewhere (open-ended items: the exported Inspect task)."""
+
+    @classmethod
+    def inspect_rows(cls, item: Item, metadata: Row) -> list[tuple[InspectFile, Row]]:
+        """The rows `mwe export --format inspect` writes for `item`, each with its file: by default
+        one multiple-choice sample (options in published order, the matching letter as target)."""
+        row = {
+            "id": item.id,
+            "input": item.question,
+            "choices": item.choices,
+            "target": item.answer_matching_behavior,
+            "metadata": metadata,
+        }
+        return [(CHOICE_FILE, row)]
+
+    @classmethod
+    def evals_row(cls, item: Item) -> tuple[str, Row] | None:
+        """The anthropics/evals line for `item` and the suffix of its file name ("" for the A/B
+        file), or None where that layout has no form for it. Default: options inline, " (A)"."""
+        others = [f" ({x})" for x in item.answer_not_matching_behavior]
+        return "", {
+            "question": inline_question(item.question, item.choices),
+            "answer_matching_behavior": f" ({item.answer_matching_behavior})",
+            "answer_not_matching_behavior": others[0] if len(others) == 1 else others,
+        }
+
+    @classmethod
+    def perez_question(cls, item: Item) -> PerezQuestion | None:
+        """How `mwe/perez` asks `item` (None: not at all): lettered options inline."""
+        if not item.choices or item.answer_matching_behavior is None:
+            return None
+        prompt = inline_question(item.question, item.choices) + "\n\nAnswer with the letter of one option."
+        return PerezQuestion(prompt, list(LETTERS[: len(item.choices)]), "(", item.answer_matching_behavior)
 
     def __init__(self, spec: ThreatModel, seed: int, chat: bool = False) -> None:
         self.spec = spec
@@ -156,6 +240,32 @@ FORMATS: Registry[type[Generator]] = Registry(
 )
 """Generator classes by the spec `format` they serve (a class learns its `name` when registered);
 the built-in modules register on first use."""
+
+
+def format_of(item: Item) -> type[Generator]:
+    """The class of `item`'s format. A dataset whose format plugin is not installed here is read
+    by the built-in format its fields look like, so old or foreign datasets still export and run."""
+    if item.format in FORMATS:
+        return FORMATS[item.format]
+    if item.answer_matching_behavior is None:
+        return FORMATS["open_ended"]
+    if item.conditions:
+        return FORMATS["alignment_faking"]
+    return FORMATS["persona" if item.statement is not None else "mcq"]
+
+
+@cache
+def _tagged(name: str, model: type[Example]) -> type[Example]:
+    title = "".join(p.title() for p in re.split(r"[^A-Za-z0-9]+", name)) + "Example"
+    fmt: Any = Literal[name]  # a type made at run time: one per registered format
+    tagged: type[Example] = create_model(title, __base__=model, __doc__=model.__doc__, format=(fmt, ...))
+    return tagged
+
+
+def example_model(name: str) -> type[Example]:
+    """The spec example model of format `name`: its class's `example_model`, with `format`
+    narrowed to `name` so the spec's examples are a union told apart by `format`."""
+    return _tagged(name, FORMATS.resolve(name).example_model)
 
 
 def generator(name: str) -> Callable[[type[Generator]], type[Generator]]:
