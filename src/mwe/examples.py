@@ -72,14 +72,6 @@ class Example(BaseModel):
         judges' few-shot blocks and cost estimates read every format through this one layout."""
         raise NotImplementedError(f"the {self.format} example model does not define view()")
 
-    def __getattr__(self, name: str) -> Any:
-        """`statement` reads as None on examples without one: the build's dedup anchors read it
-        off every example (mwe.build.loop, until it asks `anchor()`). A property would be
-        shadowed by persona's field, which pydantic warns about."""
-        if name == "statement":
-            return None
-        return super().__getattr__(name)  # type: ignore[misc]
-
     def anchor(self) -> tuple[str, str]:
         """What dedup compares generated items with (as `Item.text` would give for this example's
         item) and the text shown when one matches."""

@@ -17,7 +17,7 @@ from ..filters.contamination import Guard
 from ..filters.label import second_opinion
 from ..filters.rules import RuleContext, example_texts
 from ..generators import get_generator
-from ..items import Candidate, Item, Rejection, compare_text
+from ..items import Candidate, Item, Rejection
 from ..progress import Reporter
 from ..providers.base import ChatRequest, Completion, CompletionRequest
 from .plan import BuildPlan, FormatPlan
@@ -60,11 +60,7 @@ class FormatRun:
         self.fixed = self.generator.layout == "fixed"
         self.reporter = reporter
         self.tag = f"{fmt.name}: " if len(spec.formats) > 1 else ""
-        self.anchors = [
-            (compare_text(q, options, ex.statement), ex.statement or q)
-            for ex in spec.examples
-            for q, options, _ in [ex.view()]
-        ]
+        self.anchors = [ex.anchor() for ex in spec.examples]
         self.references = references
         self.shot_texts = example_texts(spec)
         self.pool: list[Candidate] = []
