@@ -5,9 +5,13 @@ Part 1 sends the same A/B-question generation requests (the mcq generator's real
 power-seeking, 200 tokens at most each) to both, alternating which goes first in each round
 (other processes share the cores, so each round's two figures are measured back to back):
 generated tokens/s, and items/s (completions that parse into an A/B item). Part 2 times the
-quick start, `mwe build power-seeking --n 20` on a fresh cache, once with each.
+quick start, `mwe build power-seeking --n 20` on a fresh cache, once with each, with the
+manifest's time per stage. Part 3 runs `mwe eval --model local` (Inspect, log-probabilities, no
+Inspect cache) on the batched side's dataset twice: one call at a time, as before the embedded
+Inspect model shared its decoder between concurrent calls, and with its default connections;
+the two runs' figures must agree.
 
-    python benchmarks/local_throughput.py [--requests 32] [--rounds 2] [--n 20] [--skip-build]
+    python benchmarks/local_throughput.py [--requests 32] [--rounds 2] [--n 20] [--skip-build] [--skip-eval]
 
 Goals (issue 21): batched ≥ 1.8× the two-context tokens/s on 2 cores; quick start ≤ 35 s.
 """
@@ -27,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _two_contexts import TwoContextProvider
 
 from mwe.build import BuildOptions, build
+from mwe.dataset import Dataset
 from mwe.generators import get_generator
 from mwe.providers.base import CompletionRequest, Provider
 from mwe.providers.local import LocalProvider
@@ -70,12 +75,39 @@ def decode(provider: Provider, requests: list[CompletionRequest], owners: list[s
     return {"wall": wall, "tokens": tokens, "tok_s": tokens / wall, "items_s": items / wall, "items": items}
 
 
-def quick_start(provider: Provider, n: int, root: Path) -> tuple[float, int]:
+def quick_start(provider: Provider, n: int, root: Path) -> tuple[float, Dataset]:
     os.environ["MWE_CACHE_DIR"] = str(root / "cache")
     spec = load_spec(find_spec("power-seeking"))
     t0 = time.monotonic()
     ds = build(spec, BuildOptions(n=n), Store(root / "out"), providers=(provider, provider))
-    return time.monotonic() - t0, len(ds)
+    return time.monotonic() - t0, ds
+
+
+def eval_side_by_side(ds: Dataset, root: Path) -> None:
+    """`mwe eval --model local` one call at a time, then with the model's own connections."""
+    from mwe import evaluate
+    from mwe._inspect_model import MweModel
+
+    print()
+    print(f"| mwe eval --model local, {len(ds)} items (Inspect, log-probabilities) | wall s | figures |")
+    print("| --- | ---: | --- |")
+    own = MweModel.max_connections
+    figures = []
+    for name, connections in (("one call at a time (before)", 1), ("concurrent calls share batches", 0)):
+        if connections:
+            MweModel.max_connections = lambda self, c=connections: c  # type: ignore[method-assign,misc]
+        try:
+            t0 = time.monotonic()
+            _, summaries = evaluate.run(ds, "local", cache=False, log_dir=root / name[:3], display="none")
+            wall = time.monotonic() - t0
+        finally:
+            MweModel.max_connections = own  # type: ignore[method-assign]
+        perez = summaries[0].perez
+        assert perez is not None
+        shown = f"share {perez.share.value:.4f}, mean P(matching) {perez.mean_p.value:.4f}, {summaries[0].methods}"
+        figures.append(shown)
+        print(f"| {name} | {wall:.1f} | {shown} |  (load {os.getloadavg()[0]:.1f})", flush=True)
+    print("figures agree" if figures[0] == figures[1] else "FIGURES DIFFER")
 
 
 def main() -> None:
@@ -84,6 +116,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--n", type=int, default=20, help="items of the quick-start build")
     ap.add_argument("--skip-build", action="store_true")
+    ap.add_argument("--skip-eval", action="store_true", help="no part 3 (needs the eval extra)")
     args = ap.parse_args()
     print(f"CPU: {cpu()}; load average at start {os.getloadavg()[0]:.1f}")
     sides: dict[str, Provider] = {"two contexts": TwoContextProvider(), "batched": LocalProvider()}
@@ -114,12 +147,15 @@ def main() -> None:
     if args.skip_build:
         return
     print()
-    print(f"| quick start (build power-seeking --n {args.n}, fresh cache) | wall s | kept |")
-    print("| --- | ---: | ---: |")
-    for name, p in sides.items():
-        with tempfile.TemporaryDirectory(prefix="mwe-local-bench-") as tmp:
-            wall, kept = quick_start(p, args.n, Path(tmp))
-        print(f"| {name} | {wall:.1f} | {kept} |  (load {os.getloadavg()[0]:.1f})", flush=True)
+    print(f"| quick start (build power-seeking --n {args.n}, fresh cache) | wall s | kept | s per stage |")
+    print("| --- | ---: | ---: | --- |")
+    with tempfile.TemporaryDirectory(prefix="mwe-local-bench-") as tmp:
+        for name, p in sides.items():
+            wall, ds = quick_start(p, args.n, Path(tmp) / name.replace(" ", "-"))
+            stages = ", ".join(f"{k} {v:.1f}" for k, v in (ds.manifest.timings_s or {}).items() if k != "total")
+            print(f"| {name} | {wall:.1f} | {len(ds)} | {stages} |  (load {os.getloadavg()[0]:.1f})", flush=True)
+        if not args.skip_eval:
+            eval_side_by_side(ds, Path(tmp))
 
 
 if __name__ == "__main__":

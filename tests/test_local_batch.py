@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -90,3 +92,50 @@ def test_a_run_that_finds_the_cache_half_full_starts_from_an_empty_one() -> None
         assert [c.text for c in again] == [c.text for c in first]
     finally:
         small.close()
+
+
+def test_calls_from_other_threads_wait_and_are_decoded_together_with_the_same_answers(wide: LocalProvider) -> None:
+    """Inspect asks one sample per call, several calls at once: calls that arrive while the
+    decoder is busy share its next run, and each caller's callbacks run on its own thread."""
+    reqs = _requests()
+    alone = [wide.complete([r])[0].text for r in reqs]
+    dec = wide._get()
+    runs: list[int] = []
+    original = dec.run
+
+    def counting(jobs, done):  # type: ignore[no-untyped-def]
+        runs.append(len(jobs))
+        original(jobs, done)
+
+    dec.run = counting  # type: ignore[method-assign]
+    got: dict[int, str] = {}
+    seen_on: dict[int, int] = {}
+
+    def ask(i: int) -> None:
+        def on_result(_: int, c: object) -> None:
+            seen_on[i] = threading.get_ident()
+
+        got[i] = wide.complete([reqs[i]], on_result)[0].text
+        assert seen_on[i] == threading.get_ident()
+
+    try:
+        first = threading.Thread(target=ask, args=(0,))
+        first.start()
+        _wait_for(lambda: wide._lock.locked())
+        later = [threading.Thread(target=ask, args=(i,)) for i in range(1, len(reqs))]
+        for t in later:
+            t.start()
+        _wait_for(lambda: len(wide._waiting) == len(later))
+        for t in [first, *later]:
+            t.join(timeout=120)
+    finally:
+        dec.run = original  # type: ignore[method-assign]
+    assert [got[i] for i in range(len(reqs))] == alone
+    assert runs == [1, len(later)]  # the late callers shared one run
+
+
+def _wait_for(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.001)

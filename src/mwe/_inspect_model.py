@@ -25,10 +25,12 @@ Imported only when Inspect resolves a `mwe/…` model (see mwe.inspect).
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from inspect_ai.model import (
     ChatCompletionChoice,
@@ -52,6 +54,8 @@ from .providers._registry import get_provider, provider_class, registered_provid
 from .providers.base import CompletionRequest, Provider, ProviderSettings
 from .providers.local import LocalProvider
 from .providers.openai import OpenAIProvider
+
+T = TypeVar("T")
 
 __all__ = ["MweModel", "render"]
 
@@ -106,6 +110,7 @@ class MweModel(ModelAPI):
         """False once the server has said it has no /v1/completions."""
         self.logprobs_refused: str | None = None
         """The server's words when it refused log-probabilities: later answers are sampled."""
+        self._pool: ThreadPoolExecutor | None = None
         self._sampler: Provider | None = None
         """Any other mwe provider with text completion: answers are sampled through `complete`."""
         cls = provider_class(model_name)
@@ -129,7 +134,16 @@ class MweModel(ModelAPI):
             )
 
     def max_connections(self) -> int:
-        return self._local.workers if self._local else 8
+        """The embedded model decodes the calls that wait for it together (one batch of up to
+        `sequences`), so it takes as many at once as it decodes; a server takes 8."""
+        return self._local.sequences if self._local else 8
+
+    async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn` on a thread of this model's own pool, sized to max_connections: asyncio's default
+        pool has cpu_count + 4 threads, which would cap how many calls share a batch."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.max_connections(), thread_name_prefix="mwe-model")
+        return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, *args))
 
     async def count_text_tokens(self, text: str) -> int:
         return estimate_tokens(text)
@@ -264,7 +278,7 @@ class MweModel(ModelAPI):
         max_tokens = config.max_tokens or 256
         logprobs = None
         if config.logprobs and self._local is not None:
-            n_prompt, positions = await asyncio.to_thread(
+            n_prompt, positions = await self._in_thread(
                 self._local.greedy_logprobs, prompt, max_tokens, config.top_logprobs or 1
             )
             text = "".join(p.token for p in positions)
@@ -279,7 +293,7 @@ class MweModel(ModelAPI):
                 stop=STOP,
                 seed=config.seed if config.seed is not None else next(self._seeds),
             )
-            done = (await asyncio.to_thread(self._sampler.complete, [req]))[0]
+            done = (await self._in_thread(self._sampler.complete, [req]))[0]
             if done.failed:
                 raise ProviderError(f"mwe/{self.model_name}: {done.error}")
             text, tin, tout = done.text, done.input_tokens, done.output_tokens

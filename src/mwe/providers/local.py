@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import MissingDependency, ProviderError
@@ -125,6 +125,52 @@ def model_path() -> str:
     return str(assemble())
 
 
+@dataclass
+class _Ticket:
+    """One caller's jobs in a shared decoder run, and what became of them."""
+
+    jobs: list[Job]
+    answer: Callable[[Job], Any]
+    on_result: OnResult | None
+    thread: int
+    results: list[Any] = field(default_factory=list)
+    reported: int = 0
+    finished: bool = False
+    error: BaseException | None = None
+
+    def land(self, i: int, job: Job) -> None:
+        self.results[i] = self.answer(job)
+        if self.on_result is not None and self.thread == threading.get_ident():
+            self.on_result(i, self.results[i])
+            self.reported += 1
+
+    def report(self) -> None:
+        """Callbacks the driving thread could not run on this caller's thread: run them here."""
+        if self.on_result is not None and self.reported == 0:
+            for i, r in enumerate(self.results):
+                self.on_result(i, r)
+
+
+def _drive(decoder: Decoder, batch: list[_Ticket]) -> None:
+    """One decoder run over every waiting caller's jobs; an error reaches every caller."""
+    owners: list[tuple[_Ticket, int]] = []
+    for t in batch:
+        t.results = [None] * len(t.jobs)
+        owners += [(t, i) for i in range(len(t.jobs))]
+    try:
+        decoder.run([j for t in batch for j in t.jobs], lambda k, job: owners[k][0].land(owners[k][1], job))
+    except BaseException as exc:
+        shared = (
+            exc if isinstance(exc, Exception) else ProviderError(f"local: the shared decoder run stopped ({exc!r})")
+        )
+        for t in batch:
+            t.error = shared  # the driving thread raises its own exception as it is
+        raise
+    finally:
+        for t in batch:
+            t.finished = True
+
+
 class LocalProvider(Provider):
     name: ClassVar[str] = "local"
     supports_logprobs: ClassVar[bool] = True
@@ -155,11 +201,19 @@ class LocalProvider(Provider):
         self.n_ctx = n_ctx
         self._decoder: Decoder | None = None
         self._lock = threading.Lock()
+        """Held while the decoder runs."""
+        self._load_lock = threading.Lock()
+        self._waiting: list[_Ticket] = []
+        self._waiting_lock = threading.Lock()
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "file": "gemma-3-270m-q4_k_m.gguf", "decoding": "batched"}
 
     def _get(self) -> Decoder:
+        with self._load_lock:
+            return self._load()
+
+    def _load(self) -> Decoder:
         if self._decoder is None:
             try:
                 import llama_cpp  # noqa: F401
@@ -172,25 +226,29 @@ class LocalProvider(Provider):
         return self._decoder
 
     def _run(self, jobs: list[Job], on_result: OnResult | None, answer: Any) -> list[Any]:
-        """Decode `jobs` together; each answer is reported through `on_result` as it lands (on
-        the caller's thread: the decoder runs here, one call at a time)."""
-        results: list[Any] = [None] * len(jobs)
-
-        def done(i: int, job: Job) -> None:
-            results[i] = answer(job)
-            if on_result:
-                on_result(i, results[i])
-
+        """Decode `jobs`, together with every other thread's jobs that arrive while the decoder
+        is busy (Inspect asks one sample per call, several calls at once): whoever gets the
+        decoder next runs all that waited, so concurrent callers share batches. Answers do not
+        depend on the company they are decoded in. `on_result` runs on the caller's thread, as
+        each answer lands if this thread drives the decoder, else when the shared run ends."""
+        ticket = _Ticket(jobs, answer, on_result, threading.get_ident())
+        with self._waiting_lock:
+            self._waiting.append(ticket)
         with self._lock:
-            self._get().run(jobs, done)
-        return results
+            if not ticket.finished:
+                with self._waiting_lock:
+                    batch, self._waiting = self._waiting, []
+                _drive(self._get(), batch)
+        if ticket.error is not None:
+            raise ticket.error
+        ticket.report()
+        return ticket.results
 
     def complete(self, requests: Sequence[CompletionRequest], on_result: OnResult | None = None) -> list[Completion]:
         from ._llama_batch import Job
 
-        with self._lock:
-            dec = self._get()
-            jobs = [Job(dec.tokenize(r.prompt), r.max_tokens, r.temperature, r.seed, tuple(r.stop)) for r in requests]
+        dec = self._get()  # the tokenizer only reads the vocabulary: no need to wait for the decoder
+        jobs = [Job(dec.tokenize(r.prompt), r.max_tokens, r.temperature, r.seed, tuple(r.stop)) for r in requests]
 
         def answer(job: Job) -> Completion:
             return Completion(
@@ -206,12 +264,10 @@ class LocalProvider(Provider):
     def classify(self, requests: Sequence[ClassifyRequest], on_result: OnResult | None = None) -> list[list[float]]:
         from ._llama_batch import Job
 
-        with self._lock:
-            dec = self._get()
-            jobs = [
-                Job(dec.tokenize(r.prompt), options=[dec.tokenize(o, bos=False)[0] for o in r.options])
-                for r in requests
-            ]
+        dec = self._get()
+        jobs = [
+            Job(dec.tokenize(r.prompt), options=[dec.tokenize(o, bos=False)[0] for o in r.options]) for r in requests
+        ]
         return self._run(jobs, on_result, lambda job: job.probs)
 
     def greedy_logprobs(self, prompt: str, max_tokens: int, top: int = 20) -> tuple[int, list[TokenLogprobs]]:
@@ -221,9 +277,8 @@ class LocalProvider(Provider):
         `logits_all=True`. Returns (prompt tokens, positions); stops at end of text."""
         from ._llama_batch import Job
 
-        with self._lock:
-            dec = self._get()
-            job = Job(dec.tokenize(prompt), max_tokens, top=max(1, top))
+        dec = self._get()
+        job = Job(dec.tokenize(prompt), max_tokens, top=max(1, top))
 
         def piece(t: int) -> str:
             return dec.piece(t).decode("utf-8", errors="replace")
@@ -235,7 +290,7 @@ class LocalProvider(Provider):
         return len(job.tokens), positions
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._load_lock:
             dec, self._decoder = self._decoder, None
         if dec is not None:
             dec.close()
