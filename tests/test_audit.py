@@ -151,6 +151,7 @@ def test_cli_audits_a_published_dataset_as_table_json_and_html(tmp_path: Path) -
     assert "options-only acc" in r.stdout and "tfidf cosine ≥ 0.85" in r.stdout
     page = (tmp_path / "audit.html").read_text()
     assert page.startswith("<!doctype html>") and '<table id="audit">' in page and "FAKE DATA" in page
+    assert "n/a (fewer than 20 items with written options)" in page  # 12 A/B items: says why, not a bare n/a
     inside = run_cli("audit", "gen/power-seeking", "--html", "gen/power-seeking/v1/audit.html")
     assert inside.returncode == 2 and "outside the published version" in inside.stderr
     as_json = json.loads(run_cli("audit", "gen/power-seeking/v1", "--json").stdout)

@@ -49,7 +49,10 @@ def test_a_fake_build_never_replaces_the_real_version(server: Loopback, tmp_path
     with pytest.warns(FakeDataWarning, match="FAKE DATA"):
         assert mwe.load(tm / "v2").manifest["fake"] is True
     shown = run_cli("show", str(tm))
-    assert shown.returncode == 0 and "power-seeking v1" in shown.stdout and "FAKE" not in shown.stdout + shown.stderr
+    assert shown.returncode == 0 and "power-seeking v1" in shown.stdout
+    assert "FAKE DATA" not in shown.stdout + shown.stderr and "warning" not in shown.stderr  # v1 is shown as real
+    assert "newer FAKE version not shown" in shown.stdout and str(tm / "v2") in shown.stdout.replace("\n", "")
+    assert "not shown" not in run_cli("show", str(tm / "v1")).stdout  # a version named: nothing skipped
 
     # eval: the folder plans the real version; the fake one is refused unless --allow-fake
     planned = run_cli("eval", str(tm), "--model", "local", "--dry-run")

@@ -31,8 +31,10 @@ def _count(fig: dict[str, Any], wide: bool) -> str:
 
 
 def _classifier(fig: dict[str, Any], wide: bool) -> str:
-    if fig.get("accuracy") is None:
-        return "n/a"
+    if fig.get("accuracy") is None:  # say why: "n/a" alone reads as a failure of the audit
+        if not fig.get("note"):
+            return "n/a"
+        return f"n/a ({fig['note']})" if wide else "n/a (too few)"
     lo, hi = fig["ci95"]
     ci = f" [{lo:.1%}, {hi:.1%}]" if wide else ""
     return f"{fig['accuracy']:.1%}{ci} ({fig['chance']:.0%})"

@@ -31,7 +31,7 @@ from .errors import StoreError
 from .items import Item
 from .manifest import Manifest
 
-__all__ = ["FakeDataWarning", "Store", "check_writable_dir", "is_fake", "load", "resolve"]
+__all__ = ["FakeDataWarning", "Store", "check_writable_dir", "is_fake", "load", "newer_fake", "resolve"]
 
 _VERSION = re.compile(r"^v([1-9][0-9]*)$")
 _TMP_PREFIX = ".tmp-"
@@ -239,6 +239,23 @@ def resolve(path: str | Path) -> Path:
             f"{path} is not a dataset version (no manifest.json) nor a threat-model folder (no published version)"
         )
     return version_dir
+
+
+def newer_fake(path: str | Path) -> Path | None:
+    """A FAKE version newer than the real one a threat-model folder stands for: commands given
+    the folder skip it, and a user who just ran a fake build should hear where it went."""
+    path = Path(path)
+    if (path / "manifest.json").is_file():
+        return None  # a version was named: nothing was skipped
+    shown, fake = _newest(path, False), _newest(path, True)
+    if shown is None or fake is None:
+        return None
+    return fake if _version_number(fake) > _version_number(shown) else None
+
+
+def _version_number(version_dir: Path) -> int:
+    m = _VERSION.match(version_dir.name)
+    return int(m.group(1)) if m else -1
 
 
 def load(path: str | Path) -> Dataset:

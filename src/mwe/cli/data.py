@@ -20,7 +20,7 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="print the manifest as JSON")] = False,
 ) -> None:
     """Summarise a published dataset: counts, funnel, balance and a few items."""
-    from ..store import load
+    from ..store import load, newer_fake
 
     ds = load(path)
     m = ds.manifest
@@ -28,6 +28,8 @@ def show(
         sys.stdout.write(json.dumps(m.to_json(), indent=2) + "\n")
         return
     out.print(f"[bold]{m.threat_model} v{m.version}[/bold]  {ds.path}" + ("  [red]FAKE DATA[/red]" if m.fake else ""))
+    if (skipped := newer_fake(path)) is not None:
+        out.print(f"[dim]newer FAKE version not shown (the folder stands for its newest real one): {skipped}[/dim]")
     out.print(f"model {m.models.generation.label}, judge {m.models.judge.label}, seed {m.build.seed}")
     out.print(
         f"kept {m.counts.items} of {m.build.n}; rejected {m.counts.rejected}: "
