@@ -1,4 +1,4 @@
-"""The Python entry point: `mwe.generate(...)` as a thin front over the pipeline."""
+"""The Python entry point: `mwe.generate(...)` as a thin front over the build."""
 
 from __future__ import annotations
 
