@@ -1,6 +1,5 @@
 """Item generators, one module per format, found through a registry keyed by the spec's `format`."""
 
-from . import mcq, open_ended, persona  # noqa: F401 - each built-in format registers itself
 from .base import Generator, example_model, format_of, generator, get_generator, known_formats, sample_seed
 
 __all__ = [
