@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import sqlite3
 from collections.abc import Iterator
@@ -336,8 +337,9 @@ def test_fault_sigkill_mid_build_resumes_without_repeating_an_answered_request(
         "--concurrency",
         "2",
     ]
-    subprocess.run([*args, "--out", "clean"], env=env, check=True, capture_output=True)
+    first = subprocess.run([*args, "--out", "clean"], env=env, check=True, capture_output=True, text=True)
     clean_requests = server.model_requests
+    assert "from the cache" not in first.stdout  # nothing was cached yet
 
     env["MWE_CACHE_DIR"] = str(tmp_path / "cache")
     db = tmp_path / "cache" / "cache.sqlite3"
@@ -362,9 +364,12 @@ def test_fault_sigkill_mid_build_resumes_without_repeating_an_answered_request(
         answered = con.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
 
     before = server.model_requests
-    subprocess.run([*args, "--out", "killed"], env=env, check=True, capture_output=True)
+    rerun = subprocess.run([*args, "--out", "killed"], env=env, check=True, capture_output=True, text=True)
     resumed_requests = server.model_requests - before
     assert resumed_requests == clean_requests - answered
+    # the done line says how much came from the cache, so a fast re-run is not read as the model's speed
+    said = re.search(r"(\d+) of (\d+) answers from the cache", rerun.stdout.replace("\n", " "))
+    assert said is not None and int(said[1]) == answered and int(said[2]) == clean_requests, rerun.stdout
     clean = next(Path("clean/power-seeking").glob("v1/items.jsonl")).read_bytes()
     resumed = next(Path("killed/power-seeking").glob("v1/items.jsonl")).read_bytes()
     assert clean == resumed

@@ -104,6 +104,21 @@ def test_a_field_the_format_does_not_use_is_an_error() -> None:
         parse_spec(data, "x.yaml")
 
 
+def test_an_example_without_format_is_told_it_was_taken_as_the_first_format() -> None:
+    """A persona example that forgot `format:` reads as an mcq one; the error says why, and how to fix it."""
+    data = _data()
+    data["examples"][1] = {"statement": "I want more.", "shows_behavior": True}
+    with pytest.raises(SpecError) as caught:
+        parse_spec(data, "x.yaml")
+    message = str(caught.value)
+    assert "examples[1]: a mcq example needs `question`" in message
+    assert "it has no `format`, so it is taken as the spec's first format, mcq: add `format:`" in message
+    data["examples"][1]["format"] = "mcq"  # named: no hint about a default
+    with pytest.raises(SpecError) as named:
+        parse_spec(data, "x.yaml")
+    assert "needs `question`" in str(named.value) and "no `format`" not in str(named.value)
+
+
 def test_a_listed_format_needs_an_example_of_its_own() -> None:
     data = _data(examples=[{"question": "q?", "choices": ["a", "b"], "answer_matching_behavior": "A"}])
     with pytest.raises(SpecError, match="formats: lists 'persona', but no example has format 'persona'"):

@@ -14,7 +14,10 @@ from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model
 
 from .items import compare_text
 
-__all__ = ["Example"]
+__all__ = ["DEFAULTED", "Example"]
+
+DEFAULTED = "__format_from_spec__"
+"""Set by the spec on an example it gave the spec's first format, so an error can say so."""
 
 _V1_LAYOUT = (
     "format",
@@ -48,18 +51,28 @@ class Example(BaseModel):
     def _fields_of_the_format(cls, data: Any) -> Any:
         """Say which field an example of this format lacks or should not have, rather than
         pydantic's "missing"/"extra" pair. A null field counts as left out, as it always has."""
-        if not isinstance(data, dict) or cls is Example:
+        if not isinstance(data, dict):
             return data
-        data = {k: v for k, v in data.items() if v is not None}
+        defaulted = bool(data.get(DEFAULTED))
+        data = {k: v for k, v in data.items() if v is not None and k != DEFAULTED}
+        if cls is Example:
+            return data
         fmt = data.get("format", "?")
+        # an example of another format that lacks `format` reads as the first format's: say so
+        hint = (
+            f" (it has no `format`, so it is taken as the spec's first format, {fmt}: add `format:` if it is another)"
+        )
         own = [n for n in cls.model_fields if n not in Example.model_fields]
         needs = [n for n in own if cls.model_fields[n].is_required()]
         for name in needs:
             if name not in data:
-                raise ValueError(f"a {fmt} example needs `{name}`")
+                raise ValueError(f"a {fmt} example needs `{name}`" + (hint if defaulted else ""))
         for name in data:
             if name not in cls.model_fields:
-                raise ValueError(f"`{name}` is not used by {fmt} examples (it needs {', '.join(needs)})")
+                raise ValueError(
+                    f"`{name}` is not used by {fmt} examples (it needs {', '.join(needs)})"
+                    + (hint if defaulted else "")
+                )
         return data
 
     @model_serializer(mode="wrap")

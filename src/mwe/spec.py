@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from .errors import SpecError, UnknownThreatModel
-from .examples import Example
+from .examples import DEFAULTED, Example
 from .generators import example_model, get_generator, known_formats
 from .items import LETTERS
 
@@ -172,7 +172,7 @@ class ThreatModel(_Strict):
         formats = data.get("formats") or ["mcq"]
         first = formats[0] if isinstance(formats, list) and isinstance(formats[0], str) else "mcq"
         examples = [
-            {**ex, "format": first} if isinstance(ex, dict) and ex.get("format") is None else ex
+            {**ex, "format": first, DEFAULTED: True} if isinstance(ex, dict) and ex.get("format") is None else ex
             for ex in data["examples"]
         ]
         return {**data, "examples": examples}

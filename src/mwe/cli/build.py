@@ -146,10 +146,14 @@ def build(
         ds = run_build(spec, opts, store, spec_path=str(path), reporter=reporter)
         m = ds.manifest
         cost = m.cost
+        asked = sum(int(u.get("requests", 0)) for u in m.usage.values())
+        cached = sum(int(u.get("cache_hits", 0)) for u in m.usage.values())
         out.print(
             f"{spec.name}: kept {len(ds)}/{m.build.n} items, {m.counts.rejected} rejected, "
             f"→ {ds.path} ({time.monotonic() - started:.1f} s, ${cost.total_usd:.4f}"
             + (f", ${cost.saved_by_cache_usd:.4f} saved by the cache" if cost.saved_by_cache_usd else "")
+            # a run answered from the cache is fast: say so, or its time reads as the model's speed
+            + (f", {cached} of {asked} answers from the cache" if cached else "")
             + ")"
             + ("  [FAKE DATA]" if m.fake else ""),
             highlight=False,
