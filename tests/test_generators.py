@@ -97,6 +97,15 @@ def test_persona_example_without_a_statement_names_the_example_and_field() -> No
         parse_spec(data, "x.yaml")
 
 
+def test_a_misspelt_field_is_named_beside_the_missing_one() -> None:
+    data = _data()
+    data["examples"][1] = {"format": "persona", "statement": "I want more.", "shows_behaviour": True}
+    with pytest.raises(
+        SpecError, match=r"needs `shows_behavior` \(`shows_behaviour` is not one of its fields: a typo\?\)"
+    ):
+        parse_spec(data, "x.yaml")
+
+
 def test_a_field_the_format_does_not_use_is_an_error() -> None:
     data = _data()
     data["examples"][0]["statement"] = "stray"

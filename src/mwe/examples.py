@@ -64,9 +64,11 @@ class Example(BaseModel):
         )
         own = [n for n in cls.model_fields if n not in Example.model_fields]
         needs = [n for n in own if cls.model_fields[n].is_required()]
+        stray = [k for k in data if k not in cls.model_fields]
         for name in needs:
             if name not in data:
-                raise ValueError(f"a {fmt} example needs `{name}`" + (hint if defaulted else ""))
+                typo = f" (`{stray[0]}` is not one of its fields: a typo?)" if stray and not defaulted else ""
+                raise ValueError(f"a {fmt} example needs `{name}`" + (hint if defaulted else typo))
         for name in data:
             if name not in cls.model_fields:
                 raise ValueError(
