@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .build import build, build_options
+from .build import build, options_from
 from .dataset import Dataset
 from .progress import QuietReporter, Reporter, RichReporter
 from .spec import ThreatModel, find_spec, load_spec
@@ -55,29 +55,6 @@ def generate(
     else:
         path = find_spec(str(threat_model))
         spec, spec_path = load_spec(path), str(path)
-    opts = build_options(
-        n=n,
-        model=model,
-        judge_model=judge_model,
-        second_judge_model=second_judge_model,
-        seed=seed,
-        temperature=temperature,
-        judge_threshold=judge_threshold,
-        max_attempts=max_attempts,
-        max_cost=max_cost,
-        batch=batch,
-        formats=formats,
-        against=against,
-        version_guard=version_guard,
-        embedder=embedder,
-        base_url=base_url,
-        api_key_env=api_key_env,
-        rpm=rpm,
-        itpm=itpm,
-        otpm=otpm,
-        concurrency=concurrency,
-        structured=structured,
-        use_cache=use_cache,
-    )
+    opts = options_from(locals())  # every option but the spec, --out and the reporter
     rep = reporter or (RichReporter() if progress else QuietReporter())
     return build(spec, opts, Store(out), spec_path=spec_path, reporter=rep)

@@ -22,9 +22,10 @@ from typing import Any, Generic, TypeVar, overload
 
 from .errors import UsageError
 
-__all__ = ["ENTRY_POINT_GROUPS", "Registry"]
+__all__ = ["ENTRY_POINT_GROUPS", "Registry", "name_class"]
 
 T = TypeVar("T")
+C = TypeVar("C", bound=type)
 
 ENTRY_POINT_GROUPS = ("mwe.providers", "mwe.formats", "mwe.exporters", "mwe.rules", "mwe.embedders")
 
@@ -37,6 +38,13 @@ def _installed() -> Any:
     from importlib.metadata import entry_points
 
     return entry_points()
+
+
+def name_class(name: str, cls: C) -> C:
+    """The `adopt` of a registry of classes (providers, formats): a class learns the name it is
+    registered under, so `--model`/`format` names live in one place, the registration."""
+    cls.name = name  # type: ignore[attr-defined]
+    return cls
 
 
 class Registry(Mapping[str, T], Generic[T]):

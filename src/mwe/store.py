@@ -50,12 +50,17 @@ def is_fake(version_dir: str | Path) -> bool:
     return _manifest(Path(version_dir)).fake
 
 
+def _published(tm_dir: Path) -> list[Path]:
+    """The published version directories of a threat-model folder, newest first."""
+    found = [_VERSION.match(p.name) for p in tm_dir.iterdir() if p.is_dir()] if tm_dir.is_dir() else []
+    versions = sorted((int(m.group(1)) for m in found if m), reverse=True)
+    return [tm_dir / f"v{v}" for v in versions if (tm_dir / f"v{v}" / "manifest.json").is_file()]
+
+
 def _newest(tm_dir: Path, fake: bool | None) -> Path | None:
     """The newest version in `tm_dir` of one kind (fake True/False), or, with None, the one the
     folder stands for: the newest real version, else the newest fake one."""
-    found = [_VERSION.match(p.name) for p in tm_dir.iterdir() if p.is_dir()] if tm_dir.is_dir() else []
-    versions = sorted((int(m.group(1)) for m in found if m), reverse=True)
-    dirs = [tm_dir / f"v{v}" for v in versions if (tm_dir / f"v{v}" / "manifest.json").is_file()]
+    dirs = _published(tm_dir)
     if fake is not None:
         return next((d for d in dirs if is_fake(d) == fake), None)
     return next((d for d in dirs if not is_fake(d)), dirs[0] if dirs else None)
@@ -247,15 +252,10 @@ def newer_fake(path: str | Path) -> Path | None:
     path = Path(path)
     if (path / "manifest.json").is_file():
         return None  # a version was named: nothing was skipped
-    shown, fake = _newest(path, False), _newest(path, True)
-    if shown is None or fake is None:
-        return None
-    return fake if _version_number(fake) > _version_number(shown) else None
-
-
-def _version_number(version_dir: Path) -> int:
-    m = _VERSION.match(version_dir.name)
-    return int(m.group(1)) if m else -1
+    dirs = _published(path)
+    shown = _newest(path, None)
+    # anything newer than what the folder stands for is fake: it stands for the newest real version
+    return dirs[0] if dirs and shown is not None and dirs[0] != shown else None
 
 
 def load(path: str | Path) -> Dataset:

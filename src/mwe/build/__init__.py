@@ -11,7 +11,7 @@ from __future__ import annotations
 from .estimate import estimate
 from .loop import request_text
 from .models import make_providers
-from .options import BuildOptions, build_options
+from .options import BuildOptions, build_options, options_from
 from .plan import BuildPlan, FormatPlan, build_key
 from .record import STAGES, shortfall_message
 from .run import build, check_calibration
@@ -27,6 +27,7 @@ __all__ = [
     "check_calibration",
     "estimate",
     "make_providers",
+    "options_from",
     "request_text",
     "shortfall_message",
 ]

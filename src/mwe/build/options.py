@@ -3,15 +3,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..embedders import check_name
 from ..errors import UsageError
 from ..providers import ProviderSettings
 
-__all__ = ["BuildOptions", "build_options"]
+__all__ = ["BuildOptions", "build_options", "options_from"]
 
 
 @dataclass
@@ -114,3 +116,11 @@ def build_options(
         version_guard=version_guard,
         embedder=embedder,
     )
+
+
+def options_from(arguments: Mapping[str, Any]) -> BuildOptions:
+    """`build_options` from a front end's own arguments (its `locals()`): the ones it shares with
+    `build_options` are passed on, the rest (output folder, reporter, CLI-only flags) stay there.
+    tests/test_build_plan.py holds each front end's parameters equal to `build_options`'s."""
+    shared = inspect.signature(build_options).parameters
+    return build_options(**{k: v for k, v in arguments.items() if k in shared})

@@ -93,35 +93,12 @@ def build(
         _publish_review(from_review, threat_models or [])
         return
     from ..build import build as run_build
-    from ..build import build_key, build_options, estimate, shortfall_message
+    from ..build import build_key, estimate, options_from, shortfall_message
     from ..progress import RichReporter
     from ..spec import load_spec
     from ..store import Store
 
-    opts = build_options(
-        n=n,
-        model=model,
-        judge_model=judge_model,
-        second_judge_model=second_judge_model,
-        seed=seed,
-        temperature=temperature,
-        judge_threshold=judge_threshold,
-        max_attempts=max_attempts,
-        max_cost=max_cost,
-        batch=batch,
-        formats=formats,
-        against=against,
-        version_guard=version_guard,
-        embedder=embedder,
-        base_url=base_url,
-        api_key_env=api_key_env,
-        rpm=rpm,
-        itpm=itpm,
-        otpm=otpm,
-        concurrency=concurrency,
-        structured=structured,
-        use_cache=not no_cache,
-    )
+    opts = options_from({**locals(), "use_cache": not no_cache})
     specs = [(name, path, named, load_spec(path)) for name, path, named in _specs_for_build(threat_models or [])]
     if dry_run:
         for _, _, _, spec in specs:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 from pydantic import create_model
 
 from .._inspect_task import CHOICE_TASK
-from .._registry import Registry
+from .._registry import Registry, name_class
 from ..examples import Example
 from ..items import LETTERS, Candidate, Item, Layout, Rejection, inline_question
 from ..providers.base import ChatRequest, ClassifyRequest, Completion, CompletionRequest
@@ -227,16 +227,11 @@ class Generator(ABC):
         """Set the matching option from label probabilities (only called after label_requests)."""
 
 
-def _named(name: str, cls: type[Generator]) -> type[Generator]:
-    cls.name = name
-    return cls
-
-
 FORMATS: Registry[type[Generator]] = Registry(
     "format",
     "mwe.formats",
     modules=("mwe.generators.mcq", "mwe.generators.open_ended", "mwe.generators.persona"),
-    adopt=_named,
+    adopt=name_class,
 )
 """Generator classes by the spec `format` they serve (a class learns its `name` when registered);
 the built-in modules register on first use."""

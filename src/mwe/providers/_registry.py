@@ -8,16 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .._registry import Registry
+from .._registry import Registry, name_class
 from ..errors import UsageError
 from .base import Provider, ProviderSettings
 
 __all__ = ["PROVIDERS", "get_provider", "provider", "provider_class", "registered_providers"]
-
-
-def _named(name: str, cls: type[Provider]) -> type[Provider]:
-    cls.name = name
-    return cls
 
 
 PROVIDERS: Registry[type[Provider]] = Registry(
@@ -30,7 +25,7 @@ PROVIDERS: Registry[type[Provider]] = Registry(
         "openai": "mwe.providers.openai:OpenAIProvider",
         "openai-compatible": "mwe.providers.openai:OpenAICompatibleProvider",
     },
-    adopt=_named,
+    adopt=name_class,
 )
 """Provider classes by the name users type before the first `/` (a class learns its `name` when
 registered). Built-ins are imported on first use (a provider module imports no SDK at import time)."""

@@ -134,19 +134,17 @@ class _Ticket:
     on_result: OnResult | None
     thread: int
     results: list[Any] = field(default_factory=list)
-    reported: int = 0
     finished: bool = False
     error: BaseException | None = None
 
     def land(self, i: int, job: Job) -> None:
         self.results[i] = self.answer(job)
         if self.on_result is not None and self.thread == threading.get_ident():
-            self.on_result(i, self.results[i])
-            self.reported += 1
+            self.on_result(i, self.results[i])  # the caller drives this run: report as each lands
 
     def report(self) -> None:
-        """Callbacks the driving thread could not run on this caller's thread: run them here."""
-        if self.on_result is not None and self.reported == 0:
+        """The callbacks of answers another thread's run decoded, on this caller's thread."""
+        if self.on_result is not None:
             for i, r in enumerate(self.results):
                 self.on_result(i, r)
 
@@ -235,13 +233,15 @@ class LocalProvider(Provider):
         with self._waiting_lock:
             self._waiting.append(ticket)
         with self._lock:
-            if not ticket.finished:
+            drove = not ticket.finished
+            if drove:
                 with self._waiting_lock:
                     batch, self._waiting = self._waiting, []
                 _drive(self._get(), batch)
         if ticket.error is not None:
             raise ticket.error
-        ticket.report()
+        if not drove:
+            ticket.report()
         return ticket.results
 
     def complete(self, requests: Sequence[CompletionRequest], on_result: OnResult | None = None) -> list[Completion]:
