@@ -139,3 +139,41 @@ def _wait_for(condition: Callable[[], bool]) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out waiting"
         time.sleep(0.001)
+
+
+def test_the_trace_records_every_decode_call_with_its_padding(wide: LocalProvider) -> None:
+    """benchmarks/local_steps.py splits a build's decode time by these records."""
+    from mwe.providers._llama_batch import MIN_ROWS, ROWS, Step
+
+    dec = wide._get()
+    steps: list[Step] = []
+    dec.trace = steps
+    try:
+        before = dec.steps
+        answers = wide.complete(_requests())
+    finally:
+        dec.trace = None
+    assert len(steps) == dec.steps - before > 0
+    assert all(MIN_ROWS <= s.rows <= ROWS and 0 <= s.padding < s.rows and s.seconds > 0 for s in steps)
+    with_outputs = [s for s in steps if s.outputs]
+    assert all(s.outputs + s.padding_outputs >= MIN_ROWS for s in with_outputs)
+    assert any(s.padding_outputs for s in with_outputs)  # the last tokens of the longest answer decode alone
+    # one output row per generated token, plus the one that ends each answer early
+    assert sum(s.outputs for s in steps) >= sum(a.output_tokens for a in answers)
+
+
+def test_openmp_threads_spin_briefly_unless_the_user_says_otherwise() -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = "import os, mwe.providers.local; print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT'))"
+    clean = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+
+    def run(**extra: str) -> str:
+        done = subprocess.run([sys.executable, "-c", code], env={**clean, **extra}, capture_output=True, text=True)
+        return done.stdout.strip()
+
+    assert run() == "passive 1000"
+    assert run(OMP_WAIT_POLICY="active") == "active None"
+    assert run(GOMP_SPINCOUNT="0") == "None 0"

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ import numpy as np
 
 from ..errors import ProviderError
 
-__all__ = ["Decoder", "Job"]
+__all__ = ["Decoder", "Job", "Step"]
 
 ROWS = 63
 MIN_ROWS = 8
@@ -68,6 +69,21 @@ class Job:
     text: str = ""
     finish: str = ""
     positions: list[tuple[int, float, list[tuple[int, float]]]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One llama_decode call, as `Decoder.trace` records it: rows sent (padding included), the
+    padding rows among them, output rows read (and padding output rows), the cache cells in use
+    before the call, and its seconds. benchmarks/local_steps.py fits a cost per row, per output
+    row and per cell in use to these, which says where a build's time goes."""
+
+    rows: int
+    padding: int
+    outputs: int
+    padding_outputs: int
+    cells: int
+    seconds: float
 
 
 @dataclass
@@ -152,6 +168,8 @@ class Decoder:
         self.pad_seq, self.grave = sequences, sequences + 1
         self.used = 0
         self.steps = 0
+        self.trace: list[Step] | None = None
+        """Set to a list to have every decode step recorded in it (off by default: no cost)."""
 
     # -- text ---------------------------------------------------------------------------------
     def tokenize(self, text: str, bos: bool = True) -> list[int]:
@@ -285,9 +303,12 @@ class Decoder:
         rows = self.batch.n_tokens
         if self.used + rows > self.n_ctx:
             raise ProviderError("local: the KV cache overflowed (a bug in mwe's batch planning)")
+        t0 = time.perf_counter()
         rc = self.ll.llama_decode(self.ctx, self.batch)
         if rc != 0:
             raise ProviderError(f"local: llama_decode failed with code {rc}")
+        if self.trace is not None:
+            self.trace.append(Step(rows, rows - real, len(outputs), want_out, self.used, time.perf_counter() - t0))
         self.used += rows
         self.steps += 1
         if rows > real:

@@ -32,10 +32,17 @@ SEQUENCES = 16
 _INSTALL = "pip install 'mwe[local]'"
 
 
-# llama.cpp's CPU backend is built with OpenMP, whose threads spin at every barrier: when another
-# process holds a core, a decode step took 1.2 s instead of 0.15 s (16 sequences, 2 threads).
-# Waiting threads sleep instead; libgomp reads this once, when llama_cpp's libraries load.
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+# llama.cpp's CPU backend is built with OpenMP, whose threads wait at every barrier of a decode
+# call (hundreds per call). Spinning without end (libgomp's default when it has the cores) made a
+# step take 1.2 s instead of 0.15 s when another process held a core; sleeping at once (passive)
+# costs a wake-up per barrier, 20-25 ms per call on an idle 2-core VM, and the quick start took
+# 62 s instead of 54 s (benchmarks/local_steps.py). So threads spin 1,000 rounds, then sleep: on
+# that VM a small step took 12 ms (passive 29, endless spinning 10), and with a busy core 20 %
+# longer than passive instead of 8 times. libgomp reads these once, when llama_cpp's libraries
+# load; a user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT is left alone.
+if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+    os.environ["OMP_WAIT_POLICY"] = "passive"
+    os.environ["GOMP_SPINCOUNT"] = "1000"
 
 _log = logging.getLogger("mwe.llama_cpp")
 _log_callback: Any = None
