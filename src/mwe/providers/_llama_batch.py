@@ -24,7 +24,6 @@ more than half full.
 from __future__ import annotations
 
 import ctypes
-import math
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -34,17 +33,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import ProviderError
+from ._sampling import REPEAT_LAST, sample
 
 __all__ = ["Decoder", "Job", "Step"]
 
 ROWS = 63
 MIN_ROWS = 8
 REAL_ROWS = ROWS - (MIN_ROWS - 1)
-TOP_K = 64
-TOP_P = 0.95
-MIN_P_LOG = math.log(0.05)
-REPEAT_PENALTY = 1.1
-REPEAT_LAST = 64
 SHARE_WAIT = 16
 """A prompt waits for a sequence still evaluating a prefix it shares, when that saves at least
 this many tokens: the shared part is then evaluated once."""
@@ -106,30 +101,6 @@ def _common(a: Any, b: Any) -> int:
         return 0
     diff = np.flatnonzero(np.asarray(a[:n]) != np.asarray(b[:n]))
     return int(diff[0]) if len(diff) else n
-
-
-def sample(logits: Any, history: Sequence[int], temperature: float, rng: Any) -> int:
-    """The next token: repeat penalty over the last 64 tokens, then greedy at temperature 0, else
-    min-p 0.05, top-k 64, top-p 0.95 and temperature, drawn with the request's own generator."""
-    x = np.array(logits, dtype=np.float32)
-    if history:
-        ids = np.unique(np.asarray(history[-REPEAT_LAST:], dtype=np.int64))
-        v = x[ids]
-        x[ids] = np.where(v > 0, v / REPEAT_PENALTY, v * REPEAT_PENALTY)
-    if temperature <= 0:
-        return int(x.argmax())
-    top = float(x.max())
-    cand = np.flatnonzero(x >= top + MIN_P_LOG)
-    v = x[cand].astype(np.float64)
-    order = np.argsort(-v, kind="stable")[:TOP_K]
-    cand, v = cand[order], v[order]
-    p = np.exp(v - v[0])
-    p /= p.sum()
-    keep = int(np.searchsorted(np.cumsum(p), TOP_P)) + 1
-    cand, v = cand[:keep], v[:keep]
-    w = np.cumsum(np.exp((v - v[0]) / temperature))
-    j = int(np.searchsorted(w, rng.random() * w[-1], side="right"))
-    return int(cand[min(j, len(cand) - 1)])
 
 
 class Decoder:
