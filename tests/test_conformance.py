@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+import mwe.providers.local  # noqa: F401  (says how llama.cpp's threads wait, before llama_cpp.server loads it)
 from mwe.items import Item
 from mwe.spec import LETTERS
 

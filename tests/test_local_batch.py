@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -160,20 +161,27 @@ def test_the_trace_records_every_decode_call_with_its_padding(wide: LocalProvide
     assert any(s.padding_outputs for s in with_outputs)  # the last tokens of the longest answer decode alone
     # one output row per generated token, plus the one that ends each answer early
     assert sum(s.outputs for s in steps) >= sum(a.output_tokens for a in answers)
+    # each call's rows take new cells (nothing is freed mid-run), unless the cache was cleared
+    assert all(b.cells in (a.cells + a.rows, 0) for a, b in itertools.pairwise(steps))
 
 
 def test_openmp_threads_spin_briefly_unless_the_user_says_otherwise() -> None:
+    """libgomp reads its settings once, as llama_cpp's libraries load: asked to print them
+    (OMP_DISPLAY_ENV), it shows what it really took, so a llama_cpp import moved ahead of the
+    setting fails here."""
     import os
     import subprocess
     import sys
 
-    code = "import os, mwe.providers.local; print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT'))"
     clean = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
 
-    def run(**extra: str) -> str:
-        done = subprocess.run([sys.executable, "-c", code], env={**clean, **extra}, capture_output=True, text=True)
-        return done.stdout.strip()
+    def libgomp(**extra: str) -> str:
+        code = "import mwe.providers.local, llama_cpp"
+        env = {**clean, "OMP_DISPLAY_ENV": "verbose", **extra}
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        return done.stderr
 
-    assert run() == "passive 1000"
-    assert run(OMP_WAIT_POLICY="active") == "active None"
-    assert run(GOMP_SPINCOUNT="0") == "None 0"
+    shown = libgomp()
+    assert "GOMP_SPINCOUNT = '1000'" in shown and "OMP_WAIT_POLICY = 'PASSIVE'" in shown
+    assert "GOMP_SPINCOUNT = '0'" in libgomp(GOMP_SPINCOUNT="0")
+    assert "OMP_WAIT_POLICY = 'ACTIVE'" in libgomp(OMP_WAIT_POLICY="active")

@@ -33,13 +33,13 @@ _INSTALL = "pip install 'mwe[local]'"
 
 
 # llama.cpp's CPU backend is built with OpenMP, whose threads wait at every barrier of a decode
-# call (hundreds per call). Spinning without end (libgomp's default when it has the cores) made a
-# step take 1.2 s instead of 0.15 s when another process held a core; sleeping at once (passive)
-# costs a wake-up per barrier, 20-25 ms per call on an idle 2-core VM, and the quick start took
-# 62 s instead of 54 s (benchmarks/local_steps.py). So threads spin 1,000 rounds, then sleep: on
-# that VM a small step took 12 ms (passive 29, endless spinning 10), and with a busy core 20 %
-# longer than passive instead of 8 times. libgomp reads these once, when llama_cpp's libraries
-# load; a user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT is left alone.
+# call (hundreds per call). libgomp's default spins up to 300,000 rounds per wait, and a step
+# took 1.2 s instead of 0.15 s when another process held a core; sleeping at once (passive)
+# costs a wake-up per barrier: 23 ms per call on an idle 2-core VM, where the quick start took
+# 59.8 s against 53.8 s with a spin of 1,000 rounds before sleeping (benchmarks/local_steps.py,
+# 5 ms per call). A short spin keeps most of passive's behaviour on a busy core. libgomp reads
+# these once, when llama_cpp's libraries load (so this runs at import, before any of them); a
+# user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT is left alone.
 if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
     os.environ["OMP_WAIT_POLICY"] = "passive"
     os.environ["GOMP_SPINCOUNT"] = "1000"
