@@ -35,12 +35,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from local_throughput import quick_start  # this script's folder is first on sys.path
 
-from mwe.build import BuildOptions, build
 from mwe.providers._llama_batch import Step
 from mwe.providers.local import LocalProvider
-from mwe.spec import find_spec, load_spec
-from mwe.store import Store
 
 
 def fit(steps: list[Step]) -> tuple[np.ndarray, float]:
@@ -65,11 +63,9 @@ def child(n: int, seed: int) -> None:
     provider = LocalProvider()
     steps: list[Step] = []
     with tempfile.TemporaryDirectory(prefix="mwe-steps-") as tmp:
-        os.environ["MWE_CACHE_DIR"] = str(Path(tmp) / "cache")
-        spec = load_spec(find_spec("power-seeking"))
         t0 = time.monotonic()
         provider._get().trace = steps  # the model loads here, inside the wall time, as in a build
-        ds = build(spec, BuildOptions(n=n, seed=seed), Store(Path(tmp) / "out"), providers=(provider, provider))
+        _, ds = quick_start(provider, n, Path(tmp), seed)
         wall = time.monotonic() - t0
     coef, r2 = fit(steps)
     print(

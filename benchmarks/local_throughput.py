@@ -75,11 +75,12 @@ def decode(provider: Provider, requests: list[CompletionRequest], owners: list[s
     return {"wall": wall, "tokens": tokens, "tok_s": tokens / wall, "items_s": items / wall, "items": items}
 
 
-def quick_start(provider: Provider, n: int, root: Path) -> tuple[float, Dataset]:
+def quick_start(provider: Provider, n: int, root: Path, seed: int = 0) -> tuple[float, Dataset]:
+    """`mwe build power-seeking --n N` on a fresh cache under `root`: (seconds, dataset)."""
     os.environ["MWE_CACHE_DIR"] = str(root / "cache")
     spec = load_spec(find_spec("power-seeking"))
     t0 = time.monotonic()
-    ds = build(spec, BuildOptions(n=n), Store(root / "out"), providers=(provider, provider))
+    ds = build(spec, BuildOptions(n=n, seed=seed), Store(root / "out"), providers=(provider, provider))
     return time.monotonic() - t0, ds
 
 

@@ -57,10 +57,11 @@ def _published(tm_dir: Path) -> list[Path]:
     return [tm_dir / f"v{v}" for v in versions if (tm_dir / f"v{v}" / "manifest.json").is_file()]
 
 
-def _newest(tm_dir: Path, fake: bool | None) -> Path | None:
+def _newest(tm_dir: Path, fake: bool | None, dirs: list[Path] | None = None) -> Path | None:
     """The newest version in `tm_dir` of one kind (fake True/False), or, with None, the one the
-    folder stands for: the newest real version, else the newest fake one."""
-    dirs = _published(tm_dir)
+    folder stands for: the newest real version, else the newest fake one. `dirs`: the folder's
+    `_published` list when the caller has it already."""
+    dirs = _published(tm_dir) if dirs is None else dirs
     if fake is not None:
         return next((d for d in dirs if is_fake(d) == fake), None)
     return next((d for d in dirs if not is_fake(d)), dirs[0] if dirs else None)
@@ -253,7 +254,7 @@ def newer_fake(path: str | Path) -> Path | None:
     if (path / "manifest.json").is_file():
         return None  # a version was named: nothing was skipped
     dirs = _published(path)
-    shown = _newest(path, None)
+    shown = _newest(path, None, dirs)
     # anything newer than what the folder stands for is fake: it stands for the newest real version
     return dirs[0] if dirs and shown is not None and dirs[0] != shown else None
 

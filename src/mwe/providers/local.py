@@ -215,20 +215,17 @@ class LocalProvider(Provider):
         return {**super().describe(), "file": "gemma-3-270m-q4_k_m.gguf", "decoding": "batched"}
 
     def _get(self) -> Decoder:
-        with self._load_lock:
-            return self._load()
+        with self._load_lock:  # callers tokenize from several threads: one of them loads the model
+            if self._decoder is None:
+                try:
+                    import llama_cpp  # noqa: F401
+                except ImportError:
+                    raise MissingDependency(f"llama-cpp-python is not installed: {_INSTALL}") from None
+                from ._llama_batch import Decoder
 
-    def _load(self) -> Decoder:
-        if self._decoder is None:
-            try:
-                import llama_cpp  # noqa: F401
-            except ImportError:
-                raise MissingDependency(f"llama-cpp-python is not installed: {_INSTALL}") from None
-            from ._llama_batch import Decoder
-
-            _route_llama_logs()
-            self._decoder = Decoder(model_path(), self.workers, self.sequences, self.n_ctx, _extra_buffers())
-        return self._decoder
+                _route_llama_logs()
+                self._decoder = Decoder(model_path(), self.workers, self.sequences, self.n_ctx, _extra_buffers())
+            return self._decoder
 
     def _run(self, jobs: list[Job], on_result: OnResult | None, answer: Any) -> list[Any]:
         """Decode `jobs`, together with every other thread's jobs that arrive while the decoder
